@@ -1,0 +1,82 @@
+import RollcallCore
+
+/// How a `rollcall-agent` connects and beats.
+public struct AgentConfiguration: Sendable {
+    /// `ws://HOST:PORT` or `wss://HOST:PORT`; the path `/v1/agent` is added when missing.
+    public var serverURL: String
+    public var agentID: AgentID
+    /// Requested interval; the server's grant (in `welcome`) is what the agent uses.
+    public var requestedIntervalMs: Int64?
+    /// Send the 9-byte binary heartbeat instead of JSON.
+    public var binary: Bool = false
+    public var labels: [String: String] = [:]
+    public var token: String?
+    public var hostname: String?
+    public var agentVersion: String = "0.1.0"
+    /// Drawn once per process start, so the server can tell a restart from a network blip.
+    public var bootID: String
+    /// First reconnect delay ceiling; doubles per failed attempt up to `maxBackoff`.
+    public var initialBackoff: Duration = .milliseconds(500)
+    public var maxBackoff: Duration = .seconds(30)
+
+    public init(serverURL: String, agentID: AgentID, bootID: String = AgentConfiguration.makeBootID()) {
+        self.serverURL = serverURL
+        self.agentID = agentID
+        self.bootID = bootID
+    }
+
+    /// The handshake URL with `id`, `boot` and `interval_ms`.
+    public var handshakeURL: String {
+        var base = serverURL
+        while base.hasSuffix("/") { base.removeLast() }
+        if !base.hasSuffix("/v1/agent") { base += "/v1/agent" }
+        var url = base + "?id=" + agentID.rawValue + "&boot=" + bootID
+        if let interval = requestedIntervalMs { url += "&interval_ms=\(interval)" }
+        return url
+    }
+
+    public static func makeBootID() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return String(generator.next() as UInt64, radix: 16) + String(generator.next() as UInt32, radix: 16)
+    }
+
+    /// A sentence saying what is wrong with the URL, or `nil`.
+    public static func urlProblem(_ url: String) -> String? {
+        let lower = url.lowercased()
+        guard lower.hasPrefix("ws://") || lower.hasPrefix("wss://") else {
+            return "the server URL must start with ws:// or wss://, e.g. ws://127.0.0.1:7777"
+        }
+        let rest = lower.drop(while: { $0 != "/" }).dropFirst(2)
+        if rest.isEmpty || rest.hasPrefix("/") || rest.hasPrefix(":") { return "the server URL has no host, e.g. ws://127.0.0.1:7777" }
+        return nil
+    }
+}
+
+/// Capped exponential backoff with full jitter: a fleet that lost its server does not come back
+/// as one thundering herd.
+public struct Backoff: Sendable {
+    public var initial: Duration
+    public var maximum: Duration
+    public private(set) var attempt = 0
+
+    public init(initial: Duration, maximum: Duration) {
+        self.initial = initial
+        self.maximum = maximum
+    }
+
+    /// The ceiling for the next delay: `min(maximum, initial × 2^attempt)`.
+    public var ceiling: Duration {
+        let factor = 1 << min(attempt, 20)
+        let grown = initial * factor
+        return grown > maximum ? maximum : grown
+    }
+
+    /// A uniformly random delay in `0...ceiling`, then the ceiling doubles.
+    public mutating func nextDelay<G: RandomNumberGenerator>(using generator: inout G) -> Duration {
+        let ceilingMs = max(1, Int64(ceiling.components.seconds * 1000 + ceiling.components.attoseconds / 1_000_000_000_000_000))
+        attempt += 1
+        return .milliseconds(Int64.random(in: 0...ceilingMs, using: &generator))
+    }
+
+    public mutating func reset() { attempt = 0 }
+}

@@ -1,0 +1,197 @@
+import HTTPTypes
+import HummingbirdWSClient
+import Logging
+import NIOCore
+import NIOWebSocket
+import RollcallCore
+import ServiceLifecycle
+import Synchronization
+
+/// How one connection of an agent ended.
+public enum AgentSessionOutcome: Sendable, Equatable {
+    /// We said goodbye (shutdown or cancellation).
+    case saidGoodbye
+    /// The server closed the connection with this code and reason.
+    case closedByServer(code: Int?, reason: String?)
+    /// The connection could not be made or broke.
+    case failed(String)
+}
+
+/// Observations an embedding program (the demo, tests) may want.
+public struct AgentEvents: Sendable {
+    public var onWelcome: @Sendable (Welcome) -> Void = { _ in }
+    public var onAck: @Sendable (_ seq: UInt64, _ rttMs: Double) -> Void = { _, _ in }
+    /// Return `false` to skip sending beat `seq` (simulated stalls in the demo and tests).
+    public var shouldBeat: @Sendable (_ seq: UInt64) -> Bool = { _ in true }
+
+    public init() {}
+}
+
+/// The agent's connection loop: connect, beat at the granted interval, reconnect with backoff,
+/// say `bye` on graceful shutdown.
+public struct AgentRunner: Sendable {
+    public let configuration: AgentConfiguration
+    public let logger: Logger
+    public var events: AgentEvents
+
+    public init(configuration: AgentConfiguration, logger: Logger, events: AgentEvents = .init()) {
+        self.configuration = configuration
+        self.logger = logger
+        self.events = events
+    }
+
+    /// Runs until graceful shutdown or cancellation, reconnecting as needed.
+    public func run() async {
+        var backoff = Backoff(initial: configuration.initialBackoff, maximum: configuration.maxBackoff)
+        var rng = SystemRandomNumberGenerator()
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            let outcome = await runOnce(onWelcome: { backoff.reset() })
+            if Task.isCancelled || Task.isShuttingDownGracefully || outcome == .saidGoodbye { return }
+            switch outcome {
+            case .closedByServer(let code, let reason):
+                logger.warning("server closed the connection", metadata: ["code": "\(code.map(String.init) ?? "-")", "reason": "\(reason ?? "")"])
+            case .failed(let why):
+                logger.warning("connection failed", metadata: ["error": "\(why)"])
+            case .saidGoodbye:
+                return
+            }
+            let delay = backoff.nextDelay(using: &rng)
+            logger.info("reconnecting", metadata: ["in_ms": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)"])
+            await pause(delay)
+        }
+    }
+
+    /// One connection, from handshake to close. With `leaveAfter`, the agent says `bye` and
+    /// closes with 1000 after that long, as it does on graceful shutdown.
+    public func runOnce(leaveAfter: Duration? = nil, onWelcome: () -> Void = {}) async -> AgentSessionOutcome {
+        var headers = HTTPFields()
+        if let token = configuration.token { headers[.authorization] = "Bearer \(token)" }
+        headers[.secWebSocketProtocol] = HandshakeRequest.subprotocol
+        let clientConfiguration = WebSocketClientConfiguration(maxFrameSize: 1 << 14, additionalHeaders: headers, closeTimeout: .seconds(5))
+        let welcomed = Flag()
+        let saidBye = Flag()
+        let configuration = self.configuration
+        let events = self.events
+        let logger = self.logger
+        do {
+            let close = try await WebSocketClient.connect(url: configuration.handshakeURL, configuration: clientConfiguration, logger: logger) {
+                inbound, outbound, _ in
+                var iterator = inbound.messages(maxSize: 1 << 14).makeAsyncIterator()
+                guard case .text(let first)? = try await iterator.next(),
+                    case .welcome(let welcome) = try WireCodec.decodeServerText(Array(first.utf8))
+                else {
+                    throw AgentError.noWelcome
+                }
+                welcomed.set()
+                events.onWelcome(welcome)
+                logger.info(
+                    "connected", metadata: ["session": "\(welcome.session)", "interval_ms": "\(welcome.intervalMs)", "timeout_ms": "\(welcome.timeoutMs)"])
+                let hello = Hello(hostname: configuration.hostname, agentVersion: configuration.agentVersion, labels: configuration.labels)
+                try await outbound.write(.text(WireCodec.encode(.hello(hello))))
+                let sentAt = PendingBeats()
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        try await Self.beat(welcome: welcome, configuration: configuration, events: events, outbound: outbound, sentAt: sentAt)
+                    }
+                    group.addTask {
+                        // Say goodbye on SIGTERM/SIGINT (or the embedding program's shutdown), or
+                        // when the caller asked to leave after a while.
+                        if let leaveAfter {
+                            try await withThrowingTaskGroup(of: Void.self) { race in
+                                race.addTask { try await gracefulShutdown() }
+                                race.addTask { try await Task.sleep(for: leaveAfter) }
+                                try await race.next()
+                                race.cancelAll()
+                            }
+                        } else {
+                            try await gracefulShutdown()
+                        }
+                        saidBye.set()
+                        try await outbound.write(.text(WireCodec.encode(.bye(reason: "shutdown"))))
+                        try await outbound.close(.normalClosure, reason: "bye")
+                    }
+                    // Read acks in this task; the connection closing ends the loop.
+                    while let message = try await iterator.next() {
+                        let seq: UInt64?
+                        switch message {
+                        case .binary(let buffer): seq = WireCodec.decodeBinaryAck(buffer.readableBytesView)
+                        case .text(let text):
+                            if case .ack(let s, _)? = try? WireCodec.decodeServerText(Array(text.utf8)) { seq = s } else { seq = nil }
+                        }
+                        if let seq, let sent = sentAt.take(seq) {
+                            let rtt = ContinuousClock.now - sent
+                            events.onAck(seq, Double(rtt.components.attoseconds) / 1e15 + Double(rtt.components.seconds) * 1000)
+                        }
+                    }
+                    group.cancelAll()
+                }
+            }
+            if welcomed.isSet { onWelcome() }
+            if saidBye.isSet { return .saidGoodbye }
+            return .closedByServer(code: close.map { Int(UInt16(webSocketErrorCode: $0.closeCode)) }, reason: close?.reason)
+        } catch {
+            if saidBye.isSet { return .saidGoodbye }
+            if welcomed.isSet { onWelcome() }
+            return .failed("\(error)")
+        }
+    }
+
+    static func beat(
+        welcome: Welcome, configuration: AgentConfiguration, events: AgentEvents, outbound: WebSocketOutboundWriter,
+        sentAt: PendingBeats
+    ) async throws {
+        let interval = Duration.milliseconds(welcome.intervalMs)
+        // The first beat comes after a random fraction of the interval, so a fleet spreads out.
+        var next = ContinuousClock.now + .milliseconds(Int64.random(in: 0...max(1, welcome.intervalMs)))
+        var seq: UInt64 = 0
+        while !Task.isCancelled {
+            try await Task.sleep(until: next, clock: .continuous)
+            let now = ContinuousClock.now
+            let late = now - next
+            seq += 1
+            next += interval
+            if next < now { next = now + interval }  // after a long stall, do not burst
+            guard events.shouldBeat(seq) else { continue }
+            sentAt.record(seq, at: now)
+            if configuration.binary {
+                var buffer = ByteBuffer()
+                buffer.writeBytes(WireCodec.encodeBinaryHeartbeat(seq: seq))
+                try await outbound.write(.binary(buffer))
+            } else {
+                let lateMs = late.components.seconds * 1000 + late.components.attoseconds / 1_000_000_000_000_000
+                let beat = Heartbeat(seq: seq, sentMs: wallClockMs(), lateMs: lateMs)
+                try await outbound.write(.text(WireCodec.encode(.heartbeat(beat))))
+            }
+        }
+    }
+}
+
+/// A flag set once, read from any task.
+final class Flag: Sendable {
+    private let value = Atomic(false)
+    func set() { value.store(true, ordering: .releasing) }
+    var isSet: Bool { value.load(ordering: .acquiring) }
+}
+
+/// Send times of beats not yet acked, for RTT.
+final class PendingBeats: Sendable {
+    private let sent = Mutex([UInt64: ContinuousClock.Instant]())
+
+    func record(_ seq: UInt64, at instant: ContinuousClock.Instant) {
+        sent.withLock { pending in
+            if pending.count > 64 { pending.removeAll() }  // a server that never acks must not grow this
+            pending[seq] = instant
+        }
+    }
+
+    func take(_ seq: UInt64) -> ContinuousClock.Instant? { sent.withLock { $0.removeValue(forKey: seq) } }
+}
+
+enum AgentError: Error {
+    case noWelcome
+}
+
+/// Sleeps for `duration`, returning early on cancellation or graceful shutdown.
+public func pause(_ duration: Duration) async {
+    try? await cancelWhenGracefulShutdown { try await Task.sleep(for: duration) }
+}

@@ -1,0 +1,373 @@
+/// The pure liveness core: every agent's presence state machine and one deadline structure.
+///
+/// It performs no I/O and reads no clock: each call takes `now` (server monotonic milliseconds,
+/// see ``Millis``) and returns the ``LivenessEffect``s the shell must carry out. Its owner
+/// serialises access (a lock or an actor); the heartbeat path, ``signOfLife(slot:session:now:heartbeat:)``,
+/// touches one slot and allocates nothing in the common case.
+public struct LivenessEngine: Sendable {
+    /// Index of an agent's record; stable for the life of the engine.
+    public typealias Slot = Int32
+
+    struct Record: Sendable {
+        var id: AgentID
+        var state: PresenceState?
+        var stateSince: Millis
+        var session: Int64?
+        var lastSeen: Millis
+        var intervalMs: Int64
+        var timeoutMs: Int64
+        var heartbeats: Int64 = 0
+        var flushedHeartbeats: Int64 = 0
+        var flushedLastSeen: Millis = 0
+        var bootID: String?
+        var warmupDeadline: Millis?
+        /// Due time of this record's live heap entry, if any.
+        var scheduled: Millis?
+    }
+
+    public private(set) var configuration: LivenessConfiguration
+    var records: [Record] = []
+    var index: [AgentID: Slot] = [:]
+    var deadlines = DeadlineHeap()
+    public private(set) var nextTransitionID: Int64
+    public private(set) var nextSessionID: Int64
+
+    public init(configuration: LivenessConfiguration = .init(), nextTransitionID: Int64 = 1, nextSessionID: Int64 = 1) {
+        self.configuration = configuration
+        self.nextTransitionID = nextTransitionID
+        self.nextSessionID = nextSessionID
+    }
+
+    // MARK: Restoring state after a start
+
+    /// Loads an agent known from the history. An agent in `unknown` gets a warm-up of one timeout
+    /// from `now` before it may be called offline: monitor downtime is never charged to agents.
+    public mutating func restore(agent id: AgentID, state: PresenceState, since: Millis, lastSeen: Millis?, timeoutMs: Int64?, now: Millis) {
+        let slot = self.slot(for: id, now: now)
+        records[Int(slot)].state = state
+        records[Int(slot)].stateSince = since
+        records[Int(slot)].lastSeen = lastSeen ?? since
+        records[Int(slot)].flushedLastSeen = lastSeen ?? since
+        if let timeoutMs { records[Int(slot)].timeoutMs = timeoutMs }
+        if state == .unknown {
+            records[Int(slot)].warmupDeadline = now + records[Int(slot)].timeoutMs
+            schedule(slot, at: now + records[Int(slot)].timeoutMs)
+        }
+    }
+
+    // MARK: Connections
+
+    public struct Accepted: Sendable, Equatable {
+        public var slot: Slot
+        public var sessionID: Int64
+        public var intervalMs: Int64
+        public var timeoutMs: Int64
+        public var effects: [LivenessEffect]
+    }
+
+    /// A connection for `id` was accepted. A connection already open for the same id is
+    /// superseded (close 4001) without any transition: presence does not blink.
+    public mutating func connect(
+        _ id: AgentID, requestedIntervalMs: Int64? = nil, bootID: String? = nil, remoteAddress: String? = nil, now: Millis
+    ) -> Accepted {
+        let slot = self.slot(for: id, now: now)
+        var effects: [LivenessEffect] = []
+        var r = records[Int(slot)]
+        if let old = r.session {
+            effects.append(.close(sessionID: old, code: .superseded, reason: "superseded by a newer connection"))
+            effects.append(
+                .sessionClosed(
+                    SessionEnd(
+                        id: old, agentID: id, endedAt: now, reason: .superseded, closeCode: Int(CloseCode.superseded.rawValue),
+                        heartbeats: r.heartbeats, lastSeen: r.lastSeen)))
+        }
+        let grant = configuration.grant(requestedIntervalMs: requestedIntervalMs)
+        let sessionID = nextSessionID
+        nextSessionID += 1
+        let restarted: Bool? = (r.bootID != nil && bootID != nil) ? (r.bootID != bootID) : nil
+        effects.append(
+            .sessionOpened(
+                SessionStart(
+                    id: sessionID, agentID: id, startedAt: now, remoteAddress: remoteAddress, bootID: bootID,
+                    intervalMs: grant.intervalMs, timeoutMs: grant.timeoutMs, agentRestarted: restarted)))
+        r.session = sessionID
+        r.lastSeen = now
+        r.intervalMs = grant.intervalMs
+        r.timeoutMs = grant.timeoutMs
+        r.heartbeats = 0
+        r.flushedHeartbeats = 0
+        r.bootID = bootID ?? r.bootID
+        r.warmupDeadline = nil
+        records[Int(slot)] = r
+        switch r.state {
+        case nil, .offline, .unknown:
+            effects.append(.transition(transition(slot, to: .online, reason: .connected, effectiveAt: now, now: now)))
+        case .suspect:
+            effects.append(.transition(transition(slot, to: .online, reason: .reconnected, effectiveAt: now, now: now)))
+        case .online:
+            break
+        }
+        scheduleNextCheck(slot)
+        return Accepted(slot: slot, sessionID: sessionID, intervalMs: grant.intervalMs, timeoutMs: grant.timeoutMs, effects: effects)
+    }
+
+    /// Any valid message (or, with `heartbeat: false`, any other sign of life) on `session`.
+    /// Returns the `suspect → online` transition when the agent was suspect, else nothing.
+    public mutating func signOfLife(slot: Slot, session: Int64, now: Millis, heartbeat: Bool = true) -> [LivenessEffect] {
+        let i = Int(slot)
+        guard records[i].session == session else { return [] }
+        if now > records[i].lastSeen { records[i].lastSeen = now }
+        if heartbeat { records[i].heartbeats &+= 1 }
+        guard records[i].state == .suspect else { return [] }
+        let t = transition(slot, to: .online, reason: .heartbeat, effectiveAt: now, now: now)
+        scheduleNextCheck(slot)
+        return [.transition(t)]
+    }
+
+    /// The connection for `session` ended. Ignored when `session` is no longer the agent's
+    /// current one (it was superseded and its row is already closed).
+    public mutating func disconnect(slot: Slot, session: Int64, kind: DisconnectKind, now: Millis) -> [LivenessEffect] {
+        let i = Int(slot)
+        guard records[i].session == session else { return [] }
+        let r = records[i]
+        let endReason: SessionEndReason
+        var code: Int?
+        var target: (PresenceState, TransitionReason)?
+        switch kind {
+        case .goodbye(let c):
+            endReason = .goodbye
+            code = c ?? 1000
+            target = (.offline, .goodbye)
+        case .abnormal(let c):
+            endReason = .disconnected
+            code = c ?? 1006
+            if r.state == .online { target = (.suspect, .disconnected) }
+        case .protocolViolation(let c):
+            endReason = .protocolError
+            code = Int(c.rawValue)
+            if r.state == .online { target = (.suspect, .disconnected) }
+        case .kicked:
+            endReason = .kicked
+            code = Int(CloseCode.kicked.rawValue)
+            target = (.offline, .kicked)
+        case .removed:
+            endReason = .removed
+            code = Int(CloseCode.removed.rawValue)
+            target = (.offline, .removed)
+        case .serverStopping:
+            endReason = .serverStopped
+            code = Int(CloseCode.goingAway.rawValue)
+            if r.state == .online || r.state == .suspect { target = (.unknown, .serverStopped) }
+        }
+        var effects: [LivenessEffect] = [
+            .sessionClosed(
+                SessionEnd(
+                    id: session, agentID: r.id, endedAt: now, reason: endReason, closeCode: code, heartbeats: r.heartbeats,
+                    lastSeen: r.lastSeen))
+        ]
+        if let (state, reason) = target, state != r.state {
+            effects.append(.transition(transition(slot, to: state, reason: reason, effectiveAt: now, now: now)))
+        }
+        records[i].session = nil
+        records[i].flushedHeartbeats = r.heartbeats
+        if records[i].state == .unknown { records[i].warmupDeadline = nil }
+        scheduleNextCheck(slot)
+        return effects
+    }
+
+    /// Every connected or suspect agent becomes `unknown` (`server_stopped`) and every open
+    /// session is closed; the shell closes the sockets with 1001.
+    public mutating func stopAll(now: Millis) -> [LivenessEffect] {
+        var effects: [LivenessEffect] = []
+        for i in records.indices {
+            let slot = Slot(i)
+            if let session = records[i].session {
+                effects.append(.close(sessionID: session, code: .goingAway, reason: "server stopping"))
+                effects += disconnect(slot: slot, session: session, kind: .serverStopping, now: now)
+            } else if records[i].state == .suspect || records[i].state == .online {
+                effects.append(.transition(transition(slot, to: .unknown, reason: .serverStopped, effectiveAt: now, now: now)))
+            }
+        }
+        return effects
+    }
+
+    // MARK: Deadlines
+
+    /// The earliest moment a call to ``sweep(now:)`` could do anything, if any.
+    public var nextDeadline: Millis? { deadlines.top?.due }
+
+    /// Fires every deadline due at `now`: `missed_heartbeat`, `timeout` (closing the socket
+    /// with 4000 when it is still open) and the end of a warm-up.
+    public mutating func sweep(now: Millis) -> [LivenessEffect] {
+        var effects: [LivenessEffect] = []
+        while let top = deadlines.top, top.due <= now {
+            _ = deadlines.pop()
+            let i = Int(top.slot)
+            guard records[i].scheduled == top.due else { continue }  // stale entry
+            records[i].scheduled = nil
+            evaluate(top.slot, now: now, into: &effects)
+            scheduleNextCheck(top.slot)
+        }
+        return effects
+    }
+
+    mutating func evaluate(_ slot: Slot, now: Millis, into effects: inout [LivenessEffect]) {
+        let i = Int(slot)
+        let r = records[i]
+        switch r.state {
+        case .online:
+            let due = r.lastSeen + configuration.missDelay(intervalMs: r.intervalMs)
+            guard now >= due, r.session != nil else { return }
+            effects.append(.transition(transition(slot, to: .suspect, reason: .missedHeartbeat, effectiveAt: due, now: now)))
+            evaluate(slot, now: now, into: &effects)
+        case .suspect:
+            let due = r.lastSeen + r.timeoutMs
+            guard now >= due else { return }
+            if let session = r.session {
+                effects.append(
+                    .close(sessionID: session, code: .heartbeatTimeout, reason: "heartbeat timeout: silent for \(r.timeoutMs) ms"))
+                effects.append(
+                    .sessionClosed(
+                        SessionEnd(
+                            id: session, agentID: r.id, endedAt: now, reason: .timeout,
+                            closeCode: Int(CloseCode.heartbeatTimeout.rawValue), heartbeats: r.heartbeats, lastSeen: r.lastSeen)))
+            }
+            effects.append(.transition(transition(slot, to: .offline, reason: .timeout, effectiveAt: due, now: now)))
+            records[i].session = nil
+            records[i].flushedHeartbeats = r.heartbeats
+        case .unknown:
+            guard let due = r.warmupDeadline, now >= due else { return }
+            records[i].warmupDeadline = nil
+            effects.append(.transition(transition(slot, to: .offline, reason: .timeout, effectiveAt: due, now: now)))
+        case .offline, nil:
+            return
+        }
+    }
+
+    func nextCheck(_ slot: Slot) -> Millis? {
+        let r = records[Int(slot)]
+        switch r.state {
+        case .online: return r.session == nil ? nil : r.lastSeen + configuration.missDelay(intervalMs: r.intervalMs)
+        case .suspect: return r.lastSeen + r.timeoutMs
+        case .unknown: return r.warmupDeadline
+        case .offline, nil: return nil
+        }
+    }
+
+    mutating func scheduleNextCheck(_ slot: Slot) {
+        if let due = nextCheck(slot) { schedule(slot, at: due) }
+    }
+
+    mutating func schedule(_ slot: Slot, at due: Millis) {
+        if let current = records[Int(slot)].scheduled, current <= due { return }
+        records[Int(slot)].scheduled = due
+        deadlines.push(.init(due: due, slot: slot))
+    }
+
+    // MARK: Records
+
+    mutating func slot(for id: AgentID, now: Millis) -> Slot {
+        if let slot = index[id] { return slot }
+        let slot = Slot(records.count)
+        let grant = configuration.grant(requestedIntervalMs: nil)
+        records.append(
+            Record(id: id, state: nil, stateSince: now, session: nil, lastSeen: now, intervalMs: grant.intervalMs, timeoutMs: grant.timeoutMs))
+        index[id] = slot
+        return slot
+    }
+
+    mutating func transition(_ slot: Slot, to state: PresenceState, reason: TransitionReason, effectiveAt: Millis, now: Millis) -> Transition {
+        let i = Int(slot)
+        // Intervals must tile time: a transition never takes effect before the current state began.
+        let effective = max(effectiveAt, records[i].stateSince)
+        let t = Transition(
+            id: nextTransitionID, agentID: records[i].id, from: records[i].state, to: state, reason: reason,
+            effectiveAt: effective, detectedAt: now, sessionID: records[i].session)
+        nextTransitionID += 1
+        records[i].state = state
+        records[i].stateSince = effective
+        return t
+    }
+}
+
+// MARK: Reading the engine
+
+extension LivenessEngine {
+    /// What the engine knows of one agent right now.
+    public struct AgentStatus: Sendable, Equatable {
+        public var id: AgentID
+        public var state: PresenceState?
+        public var since: Millis
+        public var lastSeen: Millis
+        public var sessionID: Int64?
+        public var intervalMs: Int64
+        public var timeoutMs: Int64
+        public var heartbeats: Int64
+        /// The moment the agent would go offline if nothing more is heard, when one applies.
+        public var offlineAt: Millis?
+        /// When it becomes suspect if nothing more is heard (online agents only).
+        public var suspectAt: Millis?
+    }
+
+    public func slot(of id: AgentID) -> Slot? { index[id] }
+
+    public func status(of id: AgentID) -> AgentStatus? {
+        guard let slot = index[id] else { return nil }
+        return status(slot: slot)
+    }
+
+    public func status(slot: Slot) -> AgentStatus {
+        let r = records[Int(slot)]
+        var offlineAt: Millis?
+        var suspectAt: Millis?
+        switch r.state {
+        case .online:
+            if r.session != nil {
+                offlineAt = r.lastSeen + r.timeoutMs
+                suspectAt = r.lastSeen + configuration.missDelay(intervalMs: r.intervalMs)
+            }
+        case .suspect: offlineAt = r.lastSeen + r.timeoutMs
+        case .unknown: offlineAt = r.warmupDeadline
+        case .offline, nil: break
+        }
+        return AgentStatus(
+            id: r.id, state: r.state, since: r.stateSince, lastSeen: r.lastSeen, sessionID: r.session, intervalMs: r.intervalMs,
+            timeoutMs: r.timeoutMs, heartbeats: r.heartbeats, offlineAt: offlineAt, suspectAt: suspectAt)
+    }
+
+    public var agentCount: Int { records.count }
+
+    public func countsByState() -> [PresenceState: Int] {
+        var counts: [PresenceState: Int] = [:]
+        for r in records { if let s = r.state { counts[s, default: 0] += 1 } }
+        return counts
+    }
+
+    /// Counters of open sessions that changed since the last call, for the periodic checkpoint.
+    public struct SessionCounter: Sendable, Equatable {
+        public var sessionID: Int64
+        public var agentID: AgentID
+        public var heartbeats: Int64
+        public var lastSeen: Millis
+
+        public init(sessionID: Int64, agentID: AgentID, heartbeats: Int64, lastSeen: Millis) {
+            self.sessionID = sessionID
+            self.agentID = agentID
+            self.heartbeats = heartbeats
+            self.lastSeen = lastSeen
+        }
+    }
+
+    public mutating func takeDirtyCounters() -> [SessionCounter] {
+        var out: [SessionCounter] = []
+        for i in records.indices {
+            guard let session = records[i].session else { continue }
+            if records[i].heartbeats != records[i].flushedHeartbeats || records[i].lastSeen != records[i].flushedLastSeen {
+                out.append(.init(sessionID: session, agentID: records[i].id, heartbeats: records[i].heartbeats, lastSeen: records[i].lastSeen))
+                records[i].flushedHeartbeats = records[i].heartbeats
+                records[i].flushedLastSeen = records[i].lastSeen
+            }
+        }
+        return out
+    }
+}

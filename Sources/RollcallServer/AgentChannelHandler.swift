@@ -1,0 +1,271 @@
+import Logging
+import NIOCore
+import NIOWebSocket
+import RollcallCore
+
+/// One agent's WebSocket connection, on its event loop: decodes frames, feeds the gateway and
+/// writes acks. No task per connection and no actor hop per heartbeat; acks written while
+/// reading are flushed once per read burst.
+final class AgentChannelHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    private enum Phase {
+        case open
+        /// The agent said `bye`; waiting for its close frame.
+        case saidBye
+        /// We sent a close frame; waiting for the answer or the grace period.
+        case closing
+        case closed
+    }
+
+    private let gateway: Gateway
+    private let request: HandshakeRequest
+    private let maxMessageBytes: Int
+    private let closeGrace: TimeAmount
+    private let logger: Logger
+    private var phase = Phase.open
+    private var slot: LivenessEngine.Slot = 0
+    private var session: Int64 = -1
+    /// The session is over as far as the gateway knows; nothing more is reported.
+    private var reported = true
+    private var fragments: ByteBuffer?
+    private var fragmentOpcode: WebSocketOpcode = .text
+    private var pendingFlush = false
+    private var scratch: [UInt8] = []
+    private var remote = "-"
+
+    init(gateway: Gateway, request: HandshakeRequest, maxMessageBytes: Int, closeGrace: Duration, logger: Logger) {
+        self.gateway = gateway
+        self.request = request
+        self.maxMessageBytes = maxMessageBytes
+        self.closeGrace = .nanoseconds(Int64(closeGrace.components.seconds) * 1_000_000_000 + closeGrace.components.attoseconds / 1_000_000_000)
+        self.logger = logger
+        scratch.reserveCapacity(96)
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if let address = context.channel.remoteAddress, let ip = address.ipAddress, let port = address.port {
+            remote = address.protocol == .inet6 ? "[\(ip)]:\(port)" : "\(ip):\(port)"
+        }
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        let handle = ConnectionHandle { code, reason in
+            eventLoop.execute {
+                let (handler, context) = loopBound.value
+                handler.serverClose(context: context, code: code, reason: reason)
+            }
+        }
+        guard let accepted = gateway.accept(request, remoteAddress: remote, handle: handle) else {
+            sendClose(context: context, code: .goingAway, reason: "server stopping")
+            return
+        }
+        slot = accepted.slot
+        session = accepted.sessionID
+        reported = false
+        let welcome = WireCodec.encode(
+            .welcome(
+                Welcome(
+                    session: String(accepted.sessionID), intervalMs: accepted.intervalMs, timeoutMs: accepted.timeoutMs,
+                    serverTimeMs: gateway.clock.now())))
+        writeText(context: context, welcome)
+        context.flush()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.opcode {
+        case .text, .binary:
+            guard fragments == nil else {
+                return violation(context: context, .init(.policyViolation, "new message before the previous one finished", cause: "fragmentation"))
+            }
+            if frame.fin {
+                handleMessage(context: context, opcode: frame.opcode, data: frame.unmaskedData)
+            } else {
+                fragmentOpcode = frame.opcode
+                fragments = frame.unmaskedData
+            }
+        case .continuation:
+            guard var buffer = fragments else {
+                return violation(context: context, .init(.policyViolation, "continuation frame without a message", cause: "fragmentation"))
+            }
+            var data = frame.unmaskedData
+            guard buffer.readableBytes + data.readableBytes <= maxMessageBytes else {
+                fragments = nil
+                return violation(context: context, .init(.messageTooBig, "message exceeds \(maxMessageBytes) bytes", cause: "too_big"))
+            }
+            buffer.writeBuffer(&data)
+            if frame.fin {
+                fragments = nil
+                handleMessage(context: context, opcode: fragmentOpcode, data: buffer)
+            } else {
+                fragments = buffer
+            }
+        case .ping:
+            guard phase == .open || phase == .saidBye else { return }
+            context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)), promise: nil)
+            pendingFlush = true
+        case .pong:
+            break
+        case .connectionClose:
+            receivedClose(context: context, frame: frame)
+        default:
+            violation(context: context, .init(.policyViolation, "reserved opcode", cause: "bad_opcode"))
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if pendingFlush {
+            pendingFlush = false
+            context.flush()
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if !reported {
+            reported = true
+            gateway.disconnect(slot: slot, session: session, kind: .abnormal(closeCode: nil))
+        }
+        phase = .closed
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // The server allows half-closure, so a peer that vanished shows up as input closed.
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            if !reported {
+                reported = true
+                gateway.disconnect(slot: slot, session: session, kind: .abnormal(closeCode: nil))
+            }
+            phase = .closed
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        switch error {
+        case NIOWebSocketError.invalidFrameLength:
+            violation(context: context, .init(.messageTooBig, "frame exceeds \(maxMessageBytes) bytes", cause: "too_big"))
+        case is NIOWebSocketError:
+            violation(context: context, .init(.policyViolation, "malformed WebSocket frame: \(error)", cause: "bad_frame"))
+        default:
+            logger.debug("agent connection error", metadata: ["agent": "\(request.agentID)", "error": "\(error)"])
+            context.close(promise: nil)
+        }
+    }
+
+    // MARK: Messages
+
+    private func handleMessage(context: ChannelHandlerContext, opcode: WebSocketOpcode, data: ByteBuffer) {
+        guard phase == .open else { return }
+        if opcode == .binary {
+            do {
+                let seq = try data.withUnsafeReadableBytes { bytes throws(ProtocolViolation) in try WireCodec.decodeAgentBinary(bytes) }
+                _ = gateway.heartbeat(slot: slot, session: session)
+                var out = context.channel.allocator.buffer(capacity: WireCodec.binaryFrameLength)
+                out.writeBytes(WireCodec.encodeBinaryAck(seq: seq))
+                context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .binary, data: out)), promise: nil)
+                pendingFlush = true
+            } catch {
+                violation(context: context, error)
+            }
+            return
+        }
+        let message: AgentMessage
+        do {
+            message = try data.withUnsafeReadableBytes { bytes throws(ProtocolViolation) in try WireCodec.decodeAgentText(bytes) }
+        } catch {
+            return violation(context: context, error)
+        }
+        switch message {
+        case .heartbeat(let beat):
+            let now = gateway.heartbeat(slot: slot, session: session)
+            if let status = beat.status { gateway.status(status, agent: request.agentID) }
+            scratch.removeAll(keepingCapacity: true)
+            WireCodec.writeAck(seq: beat.seq, serverTimeMs: now, into: &scratch)
+            var out = context.channel.allocator.buffer(capacity: scratch.count)
+            out.writeBytes(scratch)
+            context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: out)), promise: nil)
+            pendingFlush = true
+        case .hello(let hello):
+            gateway.hello(hello, agent: request.agentID, slot: slot, session: session)
+        case .bye(let reason):
+            logger.debug("agent said bye", metadata: ["agent": "\(request.agentID)", "reason": "\(reason ?? "-")"])
+            report(.goodbye(closeCode: nil))
+            phase = .saidBye
+            scheduleForcedClose(context: context)
+        }
+    }
+
+    private func receivedClose(context: ChannelHandlerContext, frame: WebSocketFrame) {
+        var data = frame.unmaskedData
+        let code = data.readInteger(as: UInt16.self).map(Int.init)
+        switch phase {
+        case .closing, .closed:
+            context.close(promise: nil)
+            return
+        case .saidBye:
+            break
+        case .open:
+            if code == 1000 || code == 1001 {
+                report(.goodbye(closeCode: code))
+            } else {
+                report(.abnormal(closeCode: code ?? 1005))
+            }
+        }
+        phase = .closing
+        var reply = context.channel.allocator.buffer(capacity: 2)
+        reply.write(webSocketErrorCode: WebSocketErrorCode(codeNumber: code ?? 1000))
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: reply))).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+    }
+
+    // MARK: Closing
+
+    /// The gateway ended this session (timeout, superseded, server stop…): send the close frame.
+    func serverClose(context: ChannelHandlerContext, code: CloseCode, reason: String) {
+        reported = true
+        guard phase == .open || phase == .saidBye else { return }
+        logger.debug("closing agent connection", metadata: ["agent": "\(request.agentID)", "code": "\(code.rawValue)", "reason": "\(reason)"])
+        sendClose(context: context, code: code, reason: reason)
+    }
+
+    private func violation(context: ChannelHandlerContext, _ violation: ProtocolViolation) {
+        logger.notice(
+            "protocol violation",
+            metadata: ["agent": "\(request.agentID)", "remote": "\(remote)", "code": "\(violation.code.rawValue)", "cause": "\(violation.reason)"])
+        report(.protocolViolation(violation.code))
+        if phase == .open || phase == .saidBye { sendClose(context: context, code: violation.code, reason: violation.reason) }
+    }
+
+    private func report(_ kind: DisconnectKind) {
+        guard !reported else { return }
+        reported = true
+        gateway.disconnect(slot: slot, session: session, kind: kind)
+    }
+
+    private func sendClose(context: ChannelHandlerContext, code: CloseCode, reason: String) {
+        phase = .closing
+        var data = context.channel.allocator.buffer(capacity: 2 + reason.utf8.count)
+        data.write(webSocketErrorCode: WebSocketErrorCode(codeNumber: Int(code.rawValue)))
+        // Control frames carry at most 125 bytes.
+        data.writeString(String(decoding: reason.utf8.prefix(123), as: UTF8.self))
+        context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: data)), promise: nil)
+        scheduleForcedClose(context: context)
+    }
+
+    private func scheduleForcedClose(context: ChannelHandlerContext) {
+        let channel = context.channel
+        context.eventLoop.scheduleTask(in: closeGrace) { channel.close(promise: nil) }
+    }
+
+    private func writeText(context: ChannelHandlerContext, _ text: String) {
+        var out = context.channel.allocator.buffer(capacity: text.utf8.count)
+        out.writeString(text)
+        context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: out)), promise: nil)
+    }
+}

@@ -1,0 +1,169 @@
+import Logging
+import RollcallCore
+import RollcallStore
+import Synchronization
+
+/// A live agent connection as the gateway sees it: enough to close it from any thread.
+public final class ConnectionHandle: Sendable {
+    let closeAction: @Sendable (CloseCode, String) -> Void
+
+    init(close: @escaping @Sendable (CloseCode, String) -> Void) {
+        self.closeAction = close
+    }
+
+    func close(code: CloseCode, reason: String) { closeAction(code, reason) }
+}
+
+/// The one owner of liveness state: the pure ``LivenessEngine`` and the open connections, behind a
+/// single lock. Event-loop threads call in for each message; the sweeper calls ``sweep()``.
+///
+/// Effects are applied inside the lock so the history queue and the transition hub see
+/// transitions in id order; only socket closes happen outside it.
+public final class Gateway: Sendable {
+    struct State {
+        var engine: LivenessEngine
+        var connections: [Int64: ConnectionHandle] = [:]
+        var stopping = false
+    }
+
+    let state: Mutex<State>
+    public let clock: any PresenceClock
+    public let history: HistoryQueue
+    public let hub: TransitionHub
+    let logger: Logger
+
+    public init(engine: LivenessEngine, clock: any PresenceClock, history: HistoryQueue, hub: TransitionHub, logger: Logger) {
+        self.state = Mutex(State(engine: engine))
+        self.clock = clock
+        self.history = history
+        self.hub = hub
+        self.logger = logger
+    }
+
+    public var isStopping: Bool { state.withLock { $0.stopping } }
+
+    // MARK: Connection lifecycle
+
+    /// Accepts a connection, or returns `nil` when the server is stopping.
+    func accept(_ request: HandshakeRequest, remoteAddress: String?, handle: ConnectionHandle) -> LivenessEngine.Accepted? {
+        let now = clock.now()
+        let (accepted, closes) = state.withLock { s -> (LivenessEngine.Accepted?, [(ConnectionHandle, CloseCode, String)]) in
+            guard !s.stopping else { return (nil, []) }
+            let accepted = s.engine.connect(
+                request.agentID, requestedIntervalMs: request.requestedIntervalMs, bootID: request.bootID, remoteAddress: remoteAddress,
+                now: now)
+            let closes = apply(accepted.effects, state: &s)
+            s.connections[accepted.sessionID] = handle
+            return (accepted, closes)
+        }
+        perform(closes)
+        if let accepted {
+            logger.debug(
+                "agent connected",
+                metadata: ["agent": "\(request.agentID)", "session": "\(accepted.sessionID)", "remote": "\(remoteAddress ?? "-")"])
+        }
+        return accepted
+    }
+
+    /// A heartbeat arrived; returns the server time to put in the ack.
+    @inline(__always)
+    func heartbeat(slot: LivenessEngine.Slot, session: Int64) -> Millis {
+        let now = clock.now()
+        let closes = state.withLock { s -> [(ConnectionHandle, CloseCode, String)] in
+            let effects = s.engine.signOfLife(slot: slot, session: session, now: now)
+            return effects.isEmpty ? [] : apply(effects, state: &s)
+        }
+        if !closes.isEmpty { perform(closes) }
+        return now
+    }
+
+    func hello(_ hello: Hello, agent: AgentID, slot: LivenessEngine.Slot, session: Int64) {
+        let now = clock.now()
+        state.withLock { s in
+            let effects = s.engine.signOfLife(slot: slot, session: session, now: now, heartbeat: false)
+            _ = apply(effects, state: &s)
+            history.append(.hello(agent, hello))
+        }
+    }
+
+    func status(_ status: JSONValue, agent: AgentID) {
+        history.append(.status(agent, status))
+    }
+
+    /// The connection ended (or the server decided to end it).
+    func disconnect(slot: LivenessEngine.Slot, session: Int64, kind: DisconnectKind) {
+        let now = clock.now()
+        let closes = state.withLock { s -> [(ConnectionHandle, CloseCode, String)] in
+            s.connections.removeValue(forKey: session)
+            let effects = s.engine.disconnect(slot: slot, session: session, kind: kind, now: now)
+            return apply(effects, state: &s)
+        }
+        perform(closes)
+    }
+
+    // MARK: Time and stopping
+
+    /// Fires due deadlines. Called by the sweeper service every few milliseconds.
+    public func sweep() {
+        let now = clock.now()
+        let closes = state.withLock { s -> [(ConnectionHandle, CloseCode, String)] in
+            guard let next = s.engine.nextDeadline, next <= now else { return [] }
+            return apply(s.engine.sweep(now: now), state: &s)
+        }
+        perform(closes)
+    }
+
+    /// Refuses new connections, moves every present agent to `unknown` (`server_stopped`) and
+    /// closes every socket with 1001. Idempotent.
+    public func stop() {
+        let now = clock.now()
+        let closes = state.withLock { s -> [(ConnectionHandle, CloseCode, String)] in
+            guard !s.stopping else { return [] }
+            s.stopping = true
+            return apply(s.engine.stopAll(now: now), state: &s)
+        }
+        if !closes.isEmpty { logger.info("closing agent connections", metadata: ["count": "\(closes.count)"]) }
+        perform(closes)
+    }
+
+    public func takeDirtyCounters() -> [LivenessEngine.SessionCounter] {
+        state.withLock { $0.engine.takeDirtyCounters() }
+    }
+
+    // MARK: Reading
+
+    public func status(of id: AgentID) -> LivenessEngine.AgentStatus? {
+        state.withLock { $0.engine.status(of: id) }
+    }
+
+    public func countsByState() -> [PresenceState: Int] {
+        state.withLock { $0.engine.countsByState() }
+    }
+
+    public var connectionCount: Int { state.withLock { $0.connections.count } }
+
+    // MARK: Effects
+
+    /// Queues history and broadcasts; returns the sockets to close once the lock is released.
+    private func apply(_ effects: [LivenessEffect], state s: inout State) -> [(ConnectionHandle, CloseCode, String)] {
+        var closes: [(ConnectionHandle, CloseCode, String)] = []
+        for effect in effects {
+            switch effect {
+            case .transition(let t):
+                history.append(.transition(t))
+                hub.publish(t)
+            case .sessionOpened(let start):
+                history.append(.sessionOpened(start))
+            case .sessionClosed(let end):
+                history.append(.sessionClosed(end))
+            case .close(let session, let code, let reason):
+                if let handle = s.connections.removeValue(forKey: session) { closes.append((handle, code, reason)) }
+            }
+        }
+        return closes
+    }
+
+    private func perform(_ closes: [(ConnectionHandle, CloseCode, String)]) {
+        for (handle, code, reason) in closes { handle.close(code: code, reason: reason) }
+    }
+}

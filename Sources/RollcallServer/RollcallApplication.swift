@@ -1,0 +1,80 @@
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+import RollcallCore
+import RollcallStore
+import ServiceLifecycle
+
+/// A configured Rollcall server: the Hummingbird application plus the parts tests, the demo and
+/// the dashboard look at.
+public struct RollcallApplication: Sendable {
+    public let application: Application<RouterResponder<BasicRequestContext>>
+    public let gateway: Gateway
+    public let hub: TransitionHub
+    public let store: any HistoryStore
+    public let runID: Int64
+
+    public static let version = "0.1.0"
+
+    /// Opens the database, repairs what a previous run left open, and wires the services.
+    /// `onServerRunning` receives the bound port (useful with port 0).
+    public static func build(
+        configuration: ServerConfiguration,
+        logger: Logger = Logger(label: "rollcall"),
+        clock: any PresenceClock = SystemPresenceClock(),
+        onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) throws -> RollcallApplication {
+        let store = try SQLiteHistoryStore(path: configuration.databasePath)
+        return try build(configuration: configuration, store: store, logger: logger, clock: clock, onServerRunning: onServerRunning)
+    }
+
+    public static func build(
+        configuration: ServerConfiguration,
+        store: any HistoryStore,
+        logger: Logger,
+        clock: any PresenceClock,
+        onServerRunning: @escaping @Sendable (Int) async -> Void
+    ) throws -> RollcallApplication {
+        let now = clock.now()
+        let start = try store.startRun(now: now, pid: ProcessInfo.processInfo.processIdentifier, version: version)
+        if start.recoveredCrash {
+            logger.warning(
+                "previous run ended without stopping; its agents are unknown until they return",
+                metadata: ["agents": "\(start.repairTransitions.count)"])
+        }
+        var engine = LivenessEngine(
+            configuration: configuration.liveness, nextTransitionID: start.nextTransitionID, nextSessionID: start.nextSessionID)
+        for agent in start.agents {
+            guard let id = AgentID(agent.id) else { continue }
+            engine.restore(agent: id, state: agent.state, since: agent.stateSince, lastSeen: agent.lastSeen, timeoutMs: agent.timeoutMs, now: now)
+        }
+        let queue = HistoryQueue()
+        let hub = TransitionHub()
+        let gateway = Gateway(engine: engine, clock: clock, history: queue, hub: hub, logger: logger)
+        let admission = Admission(gateway: gateway, configuration: configuration)
+
+        let router = Router(context: BasicRequestContext.self)
+        QueryAPI(gateway: gateway, store: store, admission: admission).register(on: router)
+
+        let services: [any Service] = [
+            HistoryWriterService(store: store, queue: queue, gateway: gateway, runID: start.runID, configuration: configuration, logger: logger),
+            LivenessSweeperService(gateway: gateway, interval: configuration.sweepInterval),
+            GatewayStopService(gateway: gateway),
+        ]
+        let application = Application(
+            router: router,
+            server: HTTPServerBuilder { responder in
+                RollcallChannel(responder: responder, gateway: gateway, configuration: configuration, admission: admission)
+            },
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "rollcall"),
+            services: services,
+            onServerRunning: { channel in
+                await onServerRunning(channel.localAddress?.port ?? configuration.port)
+            },
+            logger: logger
+        )
+        return RollcallApplication(application: application, gateway: gateway, hub: hub, store: store, runID: start.runID)
+    }
+}

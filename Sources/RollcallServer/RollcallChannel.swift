@@ -1,0 +1,185 @@
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
+import NIOWebSocket
+import RollcallCore
+import ServiceLifecycle
+
+/// Rollcall's HTTP/1 channel: WebSocket upgrades for agents are handled on the event loop by
+/// ``AgentChannelHandler``; every other request, and every refused upgrade, goes to the ordinary
+/// router, so a refusal is a real HTTP answer with its status, JSON body and `Retry-After`.
+///
+/// Modelled on hummingbird-websocket's `HTTP1WebSocketUpgradeChannel`, which answers refused
+/// upgrades with a bare 400.
+struct RollcallChannel: ServerChildChannel, HTTPChannelHandler {
+    enum UpgradeResult: Sendable {
+        case agent(any Channel)
+        case notUpgraded(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>)
+        /// An upgrade was asked for and refused. NIO's upgrade handler consumes the request, so
+        /// the refusal is answered here, from the same validation the router uses.
+        case refused(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, Refusal)
+    }
+
+    struct Value: ServerChildChannelValue {
+        let upgradeResult: EventLoopFuture<UpgradeResult>
+        let channel: any Channel
+    }
+
+    let responder: HTTPChannelHandler.Responder
+    let gateway: Gateway
+    let configuration: ServerConfiguration
+    let admission: Admission
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        channel.eventLoop.makeCompletedFuture {
+            let gateway = self.gateway
+            let configuration = self.configuration
+            let admission = self.admission
+            // The head of an upgrade request, kept to answer a refusal precisely.
+            let attempted = NIOLoopBoundBox<HTTPRequestHead?>(nil, eventLoop: channel.eventLoop)
+            let recorder = UpgradeHeadRecorder()
+            let recorderRef = NIOLoopBound(recorder, eventLoop: channel.eventLoop)
+            let upgrader = NIOTypedWebSocketServerUpgrader<UpgradeResult>(
+                maxFrameSize: configuration.maxMessageBytes,
+                enableAutomaticErrorHandling: false,
+                shouldUpgrade: { channel, head in
+                    attempted.value = head
+                    guard case .success(let request) = admission.admit(uri: head.uri, headers: head.headers) else {
+                        return channel.eventLoop.makeSucceededFuture(nil)
+                    }
+                    var headers = HTTPHeaders()
+                    if request.wantsSubprotocol { headers.add(name: "Sec-WebSocket-Protocol", value: HandshakeRequest.subprotocol) }
+                    return channel.eventLoop.makeSucceededFuture(headers)
+                },
+                upgradePipelineHandler: { channel, head in
+                    channel.eventLoop.makeCompletedFuture {
+                        guard case .success(let request) = admission.admit(uri: head.uri, headers: head.headers) else {
+                            throw ChannelError.inputClosed
+                        }
+                        let handler = AgentChannelHandler(
+                            gateway: gateway, request: request, maxMessageBytes: configuration.maxMessageBytes,
+                            closeGrace: configuration.closeGrace, logger: logger)
+                        try channel.pipeline.syncOperations.addHandler(handler)
+                        return UpgradeResult.agent(channel)
+                    }
+                }
+            )
+            let serverUpgradeConfiguration = NIOTypedHTTPServerUpgradeConfiguration(
+                upgraders: [upgrader],
+                notUpgradingCompletionHandler: { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+                        try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(idleTimeout: .seconds(60), logger: logger))
+                        let asyncChannel = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
+                            wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
+                        if let head = attempted.value {
+                            switch admission.admit(uri: head.uri, headers: head.headers) {
+                            case .failure(let refusal): return UpgradeResult.refused(asyncChannel, refusal)
+                            case .success: return UpgradeResult.refused(asyncChannel, Refusal(status: 503, code: "stopping", message: "the server is stopping", retryAfter: 5))
+                            }
+                        }
+                        if recorderRef.value.sawUpgrade {
+                            // NIO rejected the upgrade headers before asking us.
+                            return UpgradeResult.refused(
+                                asyncChannel,
+                                .badRequest("bad_upgrade", "a WebSocket upgrade needs Connection: Upgrade, Sec-WebSocket-Version: 13 and a Sec-WebSocket-Key"))
+                        }
+                        return UpgradeResult.notUpgraded(asyncChannel)
+                    }
+                }
+            )
+            var pipeline = NIOUpgradableHTTPServerPipelineConfiguration<UpgradeResult>(upgradeConfiguration: serverUpgradeConfiguration)
+            pipeline.enablePipelining = false
+            pipeline.enableErrorHandling = false
+            pipeline.enableResponseHeaderValidation = false
+            let negotiated = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: pipeline)
+            let upgradeHandler = try channel.pipeline.syncOperations.handler(type: NIOTypedHTTPServerUpgradeHandler<UpgradeResult>.self)
+            try channel.pipeline.syncOperations.addHandler(recorder, position: .before(upgradeHandler))
+            return Value(upgradeResult: negotiated, channel: channel)
+        }
+    }
+
+    func handle(value: Value, logger: Logger) async {
+        do {
+            switch try await value.upgradeResult.get() {
+            case .notUpgraded(let http):
+                await handleHTTP(asyncChannel: http, logger: logger)
+            case .refused(let http, let refusal):
+                gateway.logger.notice(
+                    "handshake refused",
+                    metadata: ["remote": "\(value.channel.remoteAddress?.description ?? "-")", "status": "\(refusal.status)", "cause": "\(refusal.code)", "message": "\(refusal.message)"])
+                await Self.write(refusal, to: http)
+            case .agent(let channel):
+                // The handler lives on the event loop; this task only waits, and on a graceful
+                // shutdown tells the gateway to stop, which closes every agent with 1001.
+                let gateway = self.gateway
+                await withGracefulShutdownHandler {
+                    try? await channel.closeFuture.get()
+                } onGracefulShutdown: {
+                    gateway.stop()
+                }
+            }
+        } catch {
+            logger.debug("connection ended before it was set up", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// Notes whether the first request asked for an upgrade; NIO's upgrade handler swallows such a
+/// request when it declines, and we still owe the client an answer.
+final class UpgradeHeadRecorder: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    private(set) var sawUpgrade = false
+    private var seenFirst = false
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if !seenFirst, case .head(let head) = unwrapInboundIn(data) {
+            seenFirst = true
+            sawUpgrade = head.headers.contains(name: "upgrade")
+        }
+        context.fireChannelRead(data)
+    }
+}
+
+extension RollcallChannel {
+    /// Answers a refused upgrade: status, JSON body, `Retry-After` when given, then close.
+    static func write(_ refusal: Refusal, to http: NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>) async {
+        var headers: HTTPFields = [.contentType: "application/json", .connection: "close"]
+        if let retry = refusal.retryAfter { headers[.retryAfter] = String(retry) }
+        let body = ByteBuffer(string: refusal.body)
+        headers[.contentLength] = String(body.readableBytes)
+        try? await http.executeThenClose { _, outbound in
+            try await outbound.write(.head(HTTPResponse(status: .init(code: refusal.status), headerFields: headers)))
+            try await outbound.write(.body(body))
+            try await outbound.write(.end(nil))
+        }
+    }
+}
+
+/// Decides whether an agent handshake may proceed: the stateless checks of ``HandshakeRequest``
+/// plus the server's own state (stopping). Used by both the upgrade path and the router.
+struct Admission: Sendable {
+    let gateway: Gateway
+    let configuration: ServerConfiguration
+
+    func admit(uri: String, headers: HTTPHeaders) -> Result<HandshakeRequest, Refusal> {
+        admit(uri: uri, authorization: headers.first(name: "Authorization"), subprotocols: headers[canonicalForm: "Sec-WebSocket-Protocol"].joined(separator: ","))
+    }
+
+    func admit(uri: String, authorization: String?, subprotocols: String?) -> Result<HandshakeRequest, Refusal> {
+        let path = QueryString.split(uri: uri).path
+        guard path == HandshakeRequest.path else {
+            return .failure(Refusal(status: 404, code: "not_found", message: "no WebSocket endpoint at \(path.prefix(100)); agents connect to \(HandshakeRequest.path)"))
+        }
+        if gateway.isStopping {
+            return .failure(Refusal(status: 503, code: "stopping", message: "the server is stopping; reconnect shortly", retryAfter: 5))
+        }
+        return HandshakeRequest.parse(uri: uri, authorization: authorization, subprotocols: subprotocols)
+    }
+}

@@ -1,0 +1,43 @@
+import RollcallCore
+
+/// Everything `rollcall serve` can be told; the defaults are what an operator gets with no flags.
+public struct ServerConfiguration: Sendable {
+    public var host: String = "127.0.0.1"
+    /// 0 asks the system for a free port (tests).
+    public var port: Int = 7777
+    public var databasePath: String = "./rollcall.db"
+    /// Any agent id may connect without a token. Only on loopback unless `allowOpenBeyondLoopback`.
+    public var openMode: Bool = true
+    public var allowOpenBeyondLoopback: Bool = false
+    public var liveness = LivenessConfiguration()
+    /// Largest agent message accepted; larger ones close the connection with 1009.
+    public var maxMessageBytes: Int = 4096
+    /// How often the deadline sweep runs; bounds detection latency.
+    public var sweepInterval: Duration = .milliseconds(10)
+    /// Longest a history event waits in memory before its transaction.
+    public var flushInterval: Duration = .milliseconds(50)
+    /// How often heartbeat counters and the run's alive mark are written.
+    public var checkpointInterval: Duration = .seconds(2)
+    /// How long a closing connection may take to answer our close frame.
+    public var closeGrace: Duration = .seconds(2)
+
+    public init() {}
+
+    /// Whether `host` only accepts connections from this machine.
+    public var isLoopbackOnly: Bool {
+        let h = host.lowercased()
+        return h == "localhost" || h == "::1" || h == "[::1]" || h.hasPrefix("127.")
+    }
+
+    /// A sentence describing why this configuration must not start, if it must not.
+    public func validationError() -> String? {
+        if openMode && !isLoopbackOnly && !allowOpenBeyondLoopback {
+            return "refusing to listen on \(host) in open mode (any agent id, no token): "
+                + "set ROLLCALL_ADMIN_TOKEN to require tokens, or pass --allow-open-remote to accept anyone"
+        }
+        if liveness.defaultTimeoutMs <= liveness.defaultIntervalMs {
+            return "--timeout-ms (\(liveness.defaultTimeoutMs)) must be greater than --interval-ms (\(liveness.defaultIntervalMs))"
+        }
+        return nil
+    }
+}

@@ -1,0 +1,95 @@
+import Logging
+import RollcallCore
+import RollcallStore
+import ServiceLifecycle
+
+/// The single writer of the history: drains the queue in batched transactions, bounded in time
+/// (`flushInterval`) and size, and checkpoints heartbeat counters and the run's alive mark.
+/// It is the last service to stop, so its final flush sees every transition of the shutdown.
+struct HistoryWriterService: Service {
+    static let maxBatch = 10_000
+
+    let store: any HistoryStore
+    let queue: HistoryQueue
+    let gateway: Gateway
+    let runID: Int64
+    let configuration: ServerConfiguration
+    let logger: Logger
+
+    func run() async throws {
+        var pending: [HistoryEvent] = []
+        var lastCheckpoint = ContinuousClock.now
+        while !Task.isShuttingDownGracefully {
+            try? await Task.sleep(for: configuration.flushInterval)
+            let checkpoint = ContinuousClock.now - lastCheckpoint >= configuration.checkpointInterval
+            if checkpoint { lastCheckpoint = .now }
+            flush(&pending, withCounters: checkpoint)
+        }
+        // Everything before us has stopped: write what is left and record a graceful stop.
+        flush(&pending, withCounters: true)
+        if pending.isEmpty {
+            do {
+                try store.finishRun(runID, now: gateway.clock.now())
+                logger.info("history closed", metadata: ["run": "\(runID)"])
+            } catch {
+                logger.error("could not record the server stop", metadata: ["error": "\(error)"])
+            }
+        } else {
+            logger.critical("history writer stopped with unwritten events", metadata: ["count": "\(pending.count)"])
+        }
+    }
+
+    /// Writes pending events; on failure keeps them for the next attempt so no row is lost.
+    func flush(_ pending: inout [HistoryEvent], withCounters: Bool) {
+        pending += queue.drain()
+        if withCounters {
+            let counters = gateway.takeDirtyCounters()
+            if !counters.isEmpty { pending.append(.counters(counters)) }
+        }
+        guard !pending.isEmpty || withCounters else { return }
+        var written = 0
+        repeat {
+            let batch = Array(pending[written..<min(pending.count, written + Self.maxBatch)])
+            do {
+                try store.write(batch, runID: runID, aliveAt: gateway.clock.now())
+            } catch {
+                logger.error("history write failed; will retry", metadata: ["error": "\(error)", "events": "\(pending.count - written)"])
+                pending.removeFirst(written)
+                return
+            }
+            for case .transition(let t) in batch { log(t) }
+            written += batch.count
+        } while written < pending.count
+        pending.removeAll(keepingCapacity: true)
+    }
+
+    func log(_ t: Transition) {
+        let level: Logger.Level = t.to == .online && t.reason == .connected ? .debug : .info
+        logger.log(
+            level: level, "\(t.agentID) \(t.from?.rawValue ?? "new") → \(t.to.rawValue) (\(t.reason.rawValue))",
+            metadata: ["transition": "\(t.id)"])
+    }
+}
+
+/// Fires liveness deadlines every `sweepInterval`: one loop for every agent, no timer per agent.
+struct LivenessSweeperService: Service {
+    let gateway: Gateway
+    let interval: Duration
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully {
+            try? await Task.sleep(for: interval)
+            gateway.sweep()
+        }
+    }
+}
+
+/// Stops the gateway once the HTTP server has: any agent still present becomes `unknown`.
+struct GatewayStopService: Service {
+    let gateway: Gateway
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        gateway.stop()
+    }
+}

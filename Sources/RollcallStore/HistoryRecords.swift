@@ -1,0 +1,112 @@
+import RollcallCore
+
+/// One change for the history, in the order it happened.
+public enum HistoryEvent: Sendable, Equatable {
+    case transition(Transition)
+    case sessionOpened(SessionStart)
+    case sessionClosed(SessionEnd)
+    /// Periodic heartbeat counts and last-seen times of open sessions.
+    case counters([LivenessEngine.SessionCounter])
+    /// The agent's latest `hello`.
+    case hello(AgentID, Hello)
+    /// The agent's latest heartbeat `status` object.
+    case status(AgentID, JSONValue)
+}
+
+/// An `agents` row.
+public struct StoredAgent: Sendable, Equatable {
+    public var id: String
+    public var state: PresenceState
+    public var stateSince: Millis
+    public var firstSeen: Millis
+    public var lastSeen: Millis?
+    /// JSON object text.
+    public var labels: String
+    public var hostname: String?
+    public var agentVersion: String?
+    public var metadata: String?
+    public var status: String?
+    public var intervalMs: Int64?
+    public var timeoutMs: Int64?
+}
+
+/// A `sessions` row.
+public struct StoredSession: Sendable, Equatable {
+    public var id: Int64
+    public var agentID: String
+    public var startedAt: Millis
+    public var endedAt: Millis?
+    public var endReason: String?
+    public var closeCode: Int?
+    public var remoteAddress: String?
+    public var bootID: String?
+    public var heartbeats: Int64
+    public var lastSeen: Millis?
+    public var intervalMs: Int64?
+    public var timeoutMs: Int64?
+    public var agentRestarted: Bool?
+}
+
+/// A `transitions` row.
+public struct StoredTransition: Sendable, Equatable {
+    public var id: Int64
+    public var agentID: String
+    public var from: String?
+    public var to: String
+    public var reason: String
+    public var effectiveAt: Millis
+    public var detectedAt: Millis
+    public var sessionID: Int64?
+}
+
+/// What the store found and repaired when a server run started.
+public struct RunStart: Sendable {
+    public var runID: Int64
+    /// The previous run ended without recording its stop.
+    public var recoveredCrash: Bool
+    /// Transitions written by the repair (agents moved to `unknown`).
+    public var repairTransitions: [StoredTransition]
+    public var nextTransitionID: Int64
+    public var nextSessionID: Int64
+    /// Every known agent, after the repair.
+    public var agents: [StoredAgent]
+}
+
+/// Filters of `GET /v1/agents`.
+public struct AgentQuery: Sendable, Equatable {
+    public var state: PresenceState?
+    public var labels: [(String, String)]
+    public var idPrefix: String?
+    /// Return agents whose id sorts after this one (the cursor).
+    public var after: String?
+    public var limit: Int
+
+    public init(state: PresenceState? = nil, labels: [(String, String)] = [], idPrefix: String? = nil, after: String? = nil, limit: Int = 100) {
+        self.state = state
+        self.labels = labels
+        self.idPrefix = idPrefix
+        self.after = after
+        self.limit = limit
+    }
+
+    public static func == (a: AgentQuery, b: AgentQuery) -> Bool {
+        a.state == b.state && a.labels.map { $0.0 + "=" + $0.1 } == b.labels.map { $0.0 + "=" + $0.1 } && a.idPrefix == b.idPrefix
+            && a.after == b.after && a.limit == b.limit
+    }
+}
+
+/// The one interface between Rollcall and its history database. Nothing outside
+/// `RollcallStore` speaks SQL; a PostgreSQL implementation would sit behind the same protocol.
+public protocol HistoryStore: Sendable {
+    /// Records a new server run, repairing what a previous crash or stop left open.
+    func startRun(now: Millis, pid: Int32, version: String) throws -> RunStart
+    /// Writes events in one transaction, in order; `aliveAt` checkpoints the run.
+    func write(_ events: [HistoryEvent], runID: Int64, aliveAt: Millis) throws
+    /// Records a graceful stop.
+    func finishRun(_ runID: Int64, now: Millis) throws
+
+    func agents(_ query: AgentQuery) throws -> [StoredAgent]
+    func agent(_ id: String) throws -> StoredAgent?
+    func transitions(agent: String?, after: Int64, limit: Int) throws -> [StoredTransition]
+    func sessions(agent: String, before: Int64?, limit: Int) throws -> [StoredSession]
+}

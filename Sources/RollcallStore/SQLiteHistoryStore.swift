@@ -1,0 +1,262 @@
+import Foundation
+import GRDB
+import RollcallCore
+
+/// The history in one SQLite file in WAL mode, so `sqlite3 rollcall.db` reads freely while the
+/// server writes.
+public final class SQLiteHistoryStore: HistoryStore {
+    public let writer: any DatabaseWriter
+
+    /// Opens (creating if needed) and migrates the database at `path`.
+    public init(path: String) throws {
+        var configuration = Configuration()
+        // An analyst's `sqlite3` session may hold a lock briefly; wait instead of failing.
+        configuration.busyMode = .timeout(10)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        self.writer = try DatabasePool(path: path, configuration: configuration)
+        try Self.migrator.migrate(writer)
+    }
+
+    /// Wraps an existing writer (an in-memory `DatabaseQueue` in tests) and migrates it.
+    public init(writer: any DatabaseWriter) throws {
+        self.writer = writer
+        try Self.migrator.migrate(writer)
+    }
+
+    /// The names of the applied migrations, oldest first.
+    public func appliedMigrations() throws -> [String] {
+        try writer.read { db in try Self.migrator.appliedMigrations(db) }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        for (name, sql) in EmbeddedMigrations.all {
+            migrator.registerMigration(name) { db in try db.execute(sql: sql) }
+        }
+        return migrator
+    }
+
+    // MARK: Runs
+
+    public func startRun(now: Millis, pid: Int32, version: String) throws -> RunStart {
+        try writer.write { db in
+            var crashed = false
+            var repair: [StoredTransition] = []
+            let open = try Row.fetchAll(db, sql: "SELECT id, last_alive_ms FROM server_runs WHERE stopped_at_ms IS NULL AND stop_reason IS NULL")
+            var crashedAt: Millis?
+            for row in open {
+                crashed = true
+                let alive: Int64 = row["last_alive_ms"]
+                crashedAt = max(crashedAt ?? alive, alive)
+                try db.execute(sql: "UPDATE server_runs SET stop_reason = 'crashed' WHERE id = ?", arguments: [row["id"] as Int64])
+            }
+            let lastStop = try Int64.fetchOne(db, sql: "SELECT MAX(COALESCE(stopped_at_ms, last_alive_ms)) FROM server_runs") ?? now
+            let downSince = crashedAt ?? lastStop
+            let endReason = crashed ? SessionEndReason.serverCrashed.rawValue : SessionEndReason.serverStopped.rawValue
+            // Close every session the previous run left open, never before it started.
+            try db.execute(
+                sql: """
+                    UPDATE sessions SET ended_at_ms = MAX(started_at_ms, COALESCE(last_seen_ms, started_at_ms), ?),
+                        end_reason = ? WHERE ended_at_ms IS NULL
+                    """, arguments: [downSince, endReason])
+            // Agents the previous run saw online or suspect are now unknown.
+            let reason = crashed ? TransitionReason.serverCrashed.rawValue : TransitionReason.serverStopped.rawValue
+            let stale = try Row.fetchAll(
+                db, sql: "SELECT id, state, state_since_ms FROM agents WHERE state IN ('online', 'suspect') ORDER BY id")
+            for row in stale {
+                let id: String = row["id"]
+                let from: String = row["state"]
+                let effective = max(downSince, row["state_since_ms"] as Int64)
+                try db.execute(
+                    sql: """
+                        INSERT INTO transitions (agent_id, from_state, to_state, reason, effective_at_ms, detected_at_ms, session_id)
+                        VALUES (?, ?, 'unknown', ?, ?, ?, NULL)
+                        """, arguments: [id, from, reason, effective, now])
+                repair.append(
+                    StoredTransition(
+                        id: db.lastInsertedRowID, agentID: id, from: from, to: "unknown", reason: reason, effectiveAt: effective,
+                        detectedAt: now, sessionID: nil))
+                try db.execute(
+                    sql: "UPDATE agents SET state = 'unknown', state_since_ms = ? WHERE id = ?", arguments: [effective, id])
+            }
+            try db.execute(
+                sql: "INSERT INTO server_runs (started_at_ms, last_alive_ms, pid, version) VALUES (?, ?, ?, ?)",
+                arguments: [now, now, Int(pid), version])
+            let runID = db.lastInsertedRowID
+            let nextTransition = (try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM transitions") ?? 0) + 1
+            let nextSession = (try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM sessions") ?? 0) + 1
+            let agents = try Row.fetchAll(db, sql: "SELECT * FROM agents ORDER BY id").map(Self.agent(from:))
+            return RunStart(
+                runID: runID, recoveredCrash: crashed, repairTransitions: repair, nextTransitionID: nextTransition,
+                nextSessionID: nextSession, agents: agents)
+        }
+    }
+
+    public func finishRun(_ runID: Int64, now: Millis) throws {
+        try writer.write { db in
+            try db.execute(
+                sql: "UPDATE server_runs SET stopped_at_ms = ?, last_alive_ms = ?, stop_reason = 'graceful' WHERE id = ?",
+                arguments: [now, now, runID])
+        }
+    }
+
+    // MARK: Writing
+
+    public func write(_ events: [HistoryEvent], runID: Int64, aliveAt: Millis) throws {
+        try writer.write { db in
+            for event in events {
+                try Self.apply(event, runID: runID, db: db)
+            }
+            try db.cachedStatement(sql: "UPDATE server_runs SET last_alive_ms = MAX(last_alive_ms, ?) WHERE id = ?")
+                .execute(arguments: [aliveAt, runID])
+        }
+    }
+
+    static func apply(_ event: HistoryEvent, runID: Int64, db: Database) throws {
+        switch event {
+        case .transition(let t):
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO transitions (id, agent_id, from_state, to_state, reason, effective_at_ms, detected_at_ms, session_id)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """
+            ).execute(arguments: [
+                t.id, t.agentID.rawValue, t.from?.rawValue, t.to.rawValue, t.reason.rawValue, t.effectiveAt, t.detectedAt, t.sessionID,
+            ])
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO agents (id, state, state_since_ms, first_seen_ms) VALUES (?, ?, ?, ?)
+                    ON CONFLICT (id) DO UPDATE SET state = excluded.state, state_since_ms = excluded.state_since_ms
+                    """
+            ).execute(arguments: [t.agentID.rawValue, t.to.rawValue, t.effectiveAt, t.effectiveAt])
+        case .sessionOpened(let s):
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO sessions (id, agent_id, started_at_ms, remote_addr, boot_id, interval_ms, timeout_ms,
+                        agent_restarted, server_run_id, last_seen_ms)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """
+            ).execute(arguments: [
+                s.id, s.agentID.rawValue, s.startedAt, s.remoteAddress, s.bootID, s.intervalMs, s.timeoutMs,
+                s.agentRestarted.map { $0 ? 1 : 0 }, runID, s.startedAt,
+            ])
+            try db.cachedStatement(
+                sql: """
+                    INSERT INTO agents (id, state, state_since_ms, first_seen_ms, last_seen_ms, interval_ms, timeout_ms)
+                    VALUES (?, 'offline', ?, ?, ?, ?, ?)
+                    ON CONFLICT (id) DO UPDATE SET interval_ms = excluded.interval_ms, timeout_ms = excluded.timeout_ms,
+                        last_seen_ms = MAX(COALESCE(last_seen_ms, 0), excluded.last_seen_ms)
+                    """
+            ).execute(arguments: [s.agentID.rawValue, s.startedAt, s.startedAt, s.startedAt, s.intervalMs, s.timeoutMs])
+        case .sessionClosed(let e):
+            try db.cachedStatement(
+                sql: """
+                    UPDATE sessions SET ended_at_ms = ?, end_reason = ?, close_code = ?, heartbeats = ?,
+                        last_seen_ms = MAX(COALESCE(last_seen_ms, 0), ?)
+                    WHERE id = ?
+                    """
+            ).execute(arguments: [e.endedAt, e.reason.rawValue, e.closeCode, e.heartbeats, e.lastSeen, e.id])
+            try db.cachedStatement(sql: "UPDATE agents SET last_seen_ms = MAX(COALESCE(last_seen_ms, 0), ?) WHERE id = ?")
+                .execute(arguments: [e.lastSeen, e.agentID.rawValue])
+        case .counters(let counters):
+            let session = try db.cachedStatement(
+                sql: "UPDATE sessions SET heartbeats = ?, last_seen_ms = MAX(COALESCE(last_seen_ms, 0), ?) WHERE id = ? AND ended_at_ms IS NULL")
+            let agent = try db.cachedStatement(sql: "UPDATE agents SET last_seen_ms = MAX(COALESCE(last_seen_ms, 0), ?) WHERE id = ?")
+            for c in counters {
+                try session.execute(arguments: [c.heartbeats, c.lastSeen, c.sessionID])
+                try agent.execute(arguments: [c.lastSeen, c.agentID.rawValue])
+            }
+        case .hello(let id, let hello):
+            let labels = JSONValue.object(hello.labels.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }).serialized()
+            try db.cachedStatement(
+                sql: "UPDATE agents SET labels = ?, hostname = ?, agent_version = ?, metadata = ? WHERE id = ?"
+            ).execute(arguments: [labels, hello.hostname, hello.agentVersion, hello.raw.serialized(), id.rawValue])
+        case .status(let id, let status):
+            try db.cachedStatement(sql: "UPDATE agents SET status = ? WHERE id = ?").execute(arguments: [status.serialized(), id.rawValue])
+        }
+    }
+
+    // MARK: Reading
+
+    public func agents(_ query: AgentQuery) throws -> [StoredAgent] {
+        var clauses: [String] = []
+        var arguments: StatementArguments = []
+        if let state = query.state {
+            clauses.append("state = ?")
+            arguments += [state.rawValue]
+        }
+        if let prefix = query.idPrefix, !prefix.isEmpty {
+            // Agent ids cannot contain LIKE's wildcards except '_', which we escape.
+            clauses.append("id LIKE ? ESCAPE '\\'")
+            arguments += [prefix.replacingOccurrences(of: "_", with: "\\_") + "%"]
+        }
+        for (key, value) in query.labels {
+            clauses.append("json_extract(labels, ?) = ?")
+            arguments += ["$.\"\(key.replacingOccurrences(of: "\"", with: ""))\"", value]
+        }
+        if let after = query.after {
+            clauses.append("id > ?")
+            arguments += [after]
+        }
+        let whereClause = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
+        arguments += [query.limit]
+        return try writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM agents \(whereClause) ORDER BY id LIMIT ?", arguments: arguments).map(Self.agent(from:))
+        }
+    }
+
+    public func agent(_ id: String) throws -> StoredAgent? {
+        try writer.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM agents WHERE id = ?", arguments: [id]).map(Self.agent(from:))
+        }
+    }
+
+    public func transitions(agent: String?, after: Int64, limit: Int) throws -> [StoredTransition] {
+        try writer.read { db in
+            let rows: [Row]
+            if let agent {
+                rows = try Row.fetchAll(
+                    db, sql: "SELECT * FROM transitions WHERE agent_id = ? AND id > ? ORDER BY id LIMIT ?", arguments: [agent, after, limit])
+            } else {
+                rows = try Row.fetchAll(db, sql: "SELECT * FROM transitions WHERE id > ? ORDER BY id LIMIT ?", arguments: [after, limit])
+            }
+            return rows.map(Self.transition(from:))
+        }
+    }
+
+    public func sessions(agent: String, before: Int64?, limit: Int) throws -> [StoredSession] {
+        try writer.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM sessions WHERE agent_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
+                arguments: [agent, before ?? Int64.max, limit]
+            ).map(Self.session(from:))
+        }
+    }
+
+    // MARK: Row mapping
+
+    static func agent(from row: Row) -> StoredAgent {
+        StoredAgent(
+            id: row["id"], state: PresenceState(rawValue: row["state"]) ?? .unknown, stateSince: row["state_since_ms"],
+            firstSeen: row["first_seen_ms"], lastSeen: row["last_seen_ms"], labels: row["labels"], hostname: row["hostname"],
+            agentVersion: row["agent_version"], metadata: row["metadata"], status: row["status"], intervalMs: row["interval_ms"],
+            timeoutMs: row["timeout_ms"])
+    }
+
+    static func transition(from row: Row) -> StoredTransition {
+        StoredTransition(
+            id: row["id"], agentID: row["agent_id"], from: row["from_state"], to: row["to_state"], reason: row["reason"],
+            effectiveAt: row["effective_at_ms"], detectedAt: row["detected_at_ms"], sessionID: row["session_id"])
+    }
+
+    static func session(from row: Row) -> StoredSession {
+        let restarted: Int? = row["agent_restarted"]
+        return StoredSession(
+            id: row["id"], agentID: row["agent_id"], startedAt: row["started_at_ms"], endedAt: row["ended_at_ms"],
+            endReason: row["end_reason"], closeCode: row["close_code"], remoteAddress: row["remote_addr"], bootID: row["boot_id"],
+            heartbeats: row["heartbeats"], lastSeen: row["last_seen_ms"], intervalMs: row["interval_ms"], timeoutMs: row["timeout_ms"],
+            agentRestarted: restarted.map { $0 != 0 })
+    }
+}

@@ -1,0 +1,179 @@
+import Foundation
+import HummingbirdWSClient
+import NIOCore
+import NIOWebSocket
+import RollcallCore
+import RollcallTesting
+import Testing
+
+/// The real server on a loopback port with a real SQLite file and real WebSocket clients.
+@Suite(.timeLimit(.minutes(1))) struct AgentGatewayTests {
+    @Test func anAgentIsWelcomedAndEveryHeartbeatIsAckedInTextAndBinary() async throws {
+        try await LiveServer.with { server in
+            let ws = try await TestWebSocket.connect(server.wsBase + "/v1/agent?id=web-01&boot=b1")
+            guard case .welcome(let welcome) = try await ws.nextServerMessage() else { Issue.record("no welcome"); return }
+            #expect(welcome.intervalMs == 200)
+            #expect(welcome.timeoutMs == 600)
+            #expect(!welcome.session.isEmpty)
+            try await server.transitions.waitFor(agent: "web-01", to: .online, reason: .connected)
+
+            try await ws.send(text: #"{"type":"heartbeat","seq":1,"sent_ms":1764000000000}"#)
+            guard case .ack(let seq, let time) = try await ws.nextServerMessage() else { Issue.record("no ack"); return }
+            #expect(seq == 1)
+            #expect(time > 1_700_000_000_000)
+
+            try await ws.send(binary: WireCodec.encodeBinaryHeartbeat(seq: 2))
+            guard case .binary(let ack) = try await ws.next() else { Issue.record("no binary ack"); return }
+            #expect(WireCodec.decodeBinaryAck(ack.readableBytesView) == 2)
+
+            try await ws.send(text: #"{"type":"heartbeat","seq":3}"#)
+            guard case .ack(3, _) = try await ws.nextServerMessage() else { Issue.record("no ack for 3"); return }
+            try await ws.close()
+            _ = try await ws.closed()
+        }
+    }
+
+    @Test func aSilentAgentIsRecordedOfflineByTimeoutAndClosedWith4000() async throws {
+        try await LiveServer.with { server in
+            let ws = try await TestWebSocket.connect(server.wsBase + "/v1/agent?id=quiet-1")
+            _ = try await ws.nextServerMessage()
+            let offline = try await server.transitions.waitFor(agent: "quiet-1", to: .offline)
+            #expect(offline.reason == .timeout)
+            let suspect = try #require(server.transitions.of("quiet-1").first { $0.to == .suspect })
+            #expect(suspect.reason == .missedHeartbeat)
+            let connected = try #require(server.transitions.of("quiet-1").first)
+            #expect(offline.effectiveAt == connected.effectiveAt + 600, "effective exactly at the deadline")
+            #expect(offline.detectedAt >= offline.effectiveAt)
+            let closed = try await ws.closed()
+            #expect(closed.code == 4000)
+            #expect(closed.reason?.contains("timeout") == true)
+        }
+    }
+
+    @Test func anAgentThatSaysByeIsRecordedOfflineGoodbye() async throws {
+        try await LiveServer.with { server in
+            let ws = try await TestWebSocket.connect(server.wsBase + "/v1/agent?id=polite-1")
+            _ = try await ws.nextServerMessage()
+            try await ws.send(text: #"{"type":"bye","reason":"shutdown"}"#)
+            try await ws.close(code: .normalClosure)
+            let offline = try await server.transitions.waitFor(agent: "polite-1", to: .offline)
+            #expect(offline.reason == .goodbye)
+            #expect(try await ws.closed().code == 1000)
+            try await waitForRows(server.databasePath, "SELECT end_reason || ':' || close_code FROM sessions WHERE agent_id = 'polite-1'", ["goodbye:1000"])
+        }
+    }
+
+    @Test func aCloseFrame1000WithoutByeIsAGoodbyeToo() async throws {
+        try await LiveServer.with { server in
+            let ws = try await TestWebSocket.connect(server.wsBase + "/v1/agent?id=terse-1")
+            _ = try await ws.nextServerMessage()
+            try await ws.close(code: .normalClosure)
+            let offline = try await server.transitions.waitFor(agent: "terse-1", to: .offline)
+            #expect(offline.reason == .goodbye)
+        }
+    }
+
+    @Test func aSecondConnectionSupersedesTheFirstWith4001AndNoTransition() async throws {
+        try await LiveServer.with { server in
+            let first = try await TestWebSocket.connect(server.wsBase + "/v1/agent?id=twin&boot=a")
+            _ = try await first.nextServerMessage()
+            let second = try await TestWebSocket.connect(server.wsBase + "/v1/agent?id=twin&boot=b")
+            _ = try await second.nextServerMessage()
+            #expect(try await first.closed().code == 4001)
+            try await second.send(text: #"{"type":"heartbeat","seq":1}"#)
+            _ = try await second.nextServerMessage()
+            #expect(server.transitions.of("twin").map(\.reason) == [.connected])
+            try await second.close()
+        }
+    }
+
+    @Test func theHistoryFileIsReadableWithSqlite3WhileTheServerRuns() async throws {
+        try await LiveServer.with { server in
+            let ws = try await TestWebSocket.connect(server.wsBase + "/v1/agent?id=visible-1")
+            _ = try await ws.nextServerMessage()
+            try await waitForRows(server.databasePath, "SELECT agent_id || ':' || to_state || ':' || reason FROM transitions", ["visible-1:online:connected"])
+            try await waitForRows(server.databasePath, "SELECT agent_id FROM sessions WHERE ended_at_ms IS NULL", ["visible-1"])
+            try await ws.close()
+        }
+    }
+
+    @Test func aGracefulStopClosesEverySessionAndLeavesAgentsUnknown() async throws {
+        try await withTemporaryDirectory { dir in
+            let path = dir.appendingPathComponent("stop.db").path
+            let ws = try await LiveServer.with(databasePath: path) { server in
+                let ws = try await TestWebSocket.connect(server.wsBase + "/v1/agent?id=stay-1")
+                _ = try await ws.nextServerMessage()
+                try await server.transitions.waitFor(agent: "stay-1", to: .online)
+                return ws
+            }
+            #expect(try await ws.closed().code == 1001)
+            #expect(try sqlite3(path, "SELECT count(*) FROM sessions WHERE ended_at_ms IS NULL") == ["0"])
+            #expect(try sqlite3(path, "SELECT end_reason || ':' || close_code FROM sessions") == ["server_stopped:1001"])
+            #expect(try sqlite3(path, "SELECT to_state || ':' || reason FROM transitions ORDER BY id") == ["online:connected", "unknown:server_stopped"])
+            #expect(try sqlite3(path, "SELECT stop_reason FROM server_runs") == ["graceful"])
+        }
+    }
+
+    @Test func aRestartGivesReturningAgentsAWarmUpInsteadOfChargingThemTheDowntime() async throws {
+        try await withTemporaryDirectory { dir in
+            let path = dir.appendingPathComponent("restart.db").path
+            _ = try await LiveServer.with(databasePath: path) { server in
+                let ws = try await TestWebSocket.connect(server.wsBase + "/v1/agent?id=back-1")
+                _ = try await ws.nextServerMessage()
+                let ws2 = try await TestWebSocket.connect(server.wsBase + "/v1/agent?id=gone-1")
+                _ = try await ws2.nextServerMessage()
+                try await server.transitions.waitFor(agent: "gone-1", to: .online)
+                return [ws, ws2]
+            }
+            try await LiveServer.with(databasePath: path) { server in
+                let ws = try await TestWebSocket.connect(server.wsBase + "/v1/agent?id=back-1")
+                _ = try await ws.nextServerMessage()
+                let back = try await server.transitions.waitFor(agent: "back-1", to: .online)
+                #expect(back.from == .unknown)
+                #expect(back.reason == .connected)
+                // back-1 keeps beating (as a live agent would) while gone-1's warm-up runs out.
+                let gone = try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        var seq = 0
+                        while !Task.isCancelled {
+                            seq += 1
+                            try await ws.send(text: #"{"type":"heartbeat","seq":\#(seq)}"#)
+                            try await Task.sleep(for: .milliseconds(100))
+                        }
+                    }
+                    defer { group.cancelAll() }
+                    return try await server.transitions.waitFor(agent: "gone-1", to: .offline)
+                }
+                #expect(gone.from == .unknown)
+                #expect(gone.reason == .timeout)
+                #expect(server.transitions.of("back-1").allSatisfy { $0.to == .online })
+                try await ws.close()
+            }
+        }
+    }
+}
+
+/// Runs the real `sqlite3` CLI on the file, as an analyst would.
+func sqlite3(_ path: String, _ sql: String) throws -> [String] {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["sqlite3", "-readonly", path, sql]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+}
+
+/// Polls the file until `sql` returns `expected`: the writer batches, so rows land within a flush.
+func waitForRows(_ path: String, _ sql: String, _ expected: [String], within limit: Duration = .seconds(5)) async throws {
+    let deadline = ContinuousClock.now + limit
+    var last: [String] = []
+    while ContinuousClock.now < deadline {
+        last = try sqlite3(path, sql)
+        if last == expected { return }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    Issue.record("\(sql) returned \(last), expected \(expected)")
+}

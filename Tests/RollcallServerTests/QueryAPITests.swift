@@ -1,0 +1,89 @@
+import Foundation
+import HummingbirdWSClient
+import NIOCore
+import NIOWebSocket
+import RollcallCore
+import RollcallTesting
+import Testing
+
+@Suite(.timeLimit(.minutes(1))) struct QueryAPITests {
+    @Test func healthzAnswers() async throws {
+        try await LiveServer.with { server in
+            let response = try await httpGET(port: server.port, "/healthz")
+            #expect(response.status == 200)
+            #expect(response.body == #"{"status":"ok"}"#)
+        }
+    }
+
+    @Test func listsAgentsAndShowsOneInFull() async throws {
+        try await LiveServer.with { server in
+            let ws = try await TestWebSocket.connect(server.wsBase + "/v1/agent?id=api-1&boot=xyz")
+            _ = try await ws.nextServerMessage()
+            try await ws.send(text: #"{"type":"hello","hostname":"h1","agent_version":"9.9","labels":{"env":"prod"}}"#)
+            try await ws.send(text: #"{"type":"heartbeat","seq":1}"#)
+            _ = try await ws.nextServerMessage()
+            try await waitForRows(server.databasePath, "SELECT hostname FROM agents WHERE id = 'api-1'", ["h1"])
+
+            let list = try await httpGET(port: server.port, "/v1/agents")
+            #expect(list.status == 200)
+            #expect(list.header("content-type") == "application/json")
+            let json = try JSONParser.parse(list.body)
+            guard case .array(let agents)? = json["agents"] else { Issue.record("no agents array"); return }
+            #expect(agents.count == 1)
+            #expect(agents.first?["id"]?.stringValue == "api-1")
+            #expect(agents.first?["state"]?.stringValue == "online")
+            #expect(agents.first?["labels"]?["env"]?.stringValue == "prod")
+            #expect(agents.first?["since"]?.stringValue?.hasSuffix("Z") == true)
+
+            let filtered = try JSONParser.parse(try await httpGET(port: server.port, "/v1/agents?state=offline").body)
+            #expect(filtered["agents"] == .array([]))
+
+            let detail = try await httpGET(port: server.port, "/v1/agents/api-1")
+            #expect(detail.status == 200)
+            let one = try JSONParser.parse(detail.body)
+            #expect(one["hostname"]?.stringValue == "h1")
+            #expect(one["interval_ms"]?.int64Value == 200)
+            #expect(one["timeout_ms"]?.int64Value == 600)
+            #expect(one["session"]?["boot_id"]?.stringValue == "xyz")
+            #expect(one["offline_at"]?.stringValue != nil)
+            try await ws.close()
+        }
+    }
+
+    @Test func unknownAgentsAre404AndBadParametersAre400WithAJSONBody() async throws {
+        try await LiveServer.with { server in
+            let missing = try await httpGET(port: server.port, "/v1/agents/nobody")
+            #expect(missing.status == 404)
+            #expect(try JSONParser.parse(missing.body)["error"]?.stringValue == "not_found")
+            let bad = try await httpGET(port: server.port, "/v1/agents?state=sleepy")
+            #expect(bad.status == 400)
+            let body = try JSONParser.parse(bad.body)
+            #expect(body["error"]?.stringValue == "bad_parameter")
+            #expect(body["message"]?.stringValue?.contains("state") == true)
+        }
+    }
+
+    @Test func refusedHandshakesAreAnsweredBeforeTheUpgradeWithAJSONBody() async throws {
+        try await LiveServer.with { server in
+            let upgrade = [
+                "Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+            ]
+            // An upgrade with a bad id: a real 400 with the spec's body, not a bare status.
+            var request = "GET /v1/agent?id=bad%20id HTTP/1.1\r\nHost: x\r\n"
+            for (k, v) in upgrade { request += "\(k): \(v)\r\n" }
+            let refused = try await rawHTTP(port: server.port, request + "\r\n")
+            #expect(refused.status == 400)
+            let body = try JSONParser.parse(refused.body)
+            #expect(body["error"]?.stringValue == "bad_id")
+            #expect(body["message"]?.stringValue?.isEmpty == false)
+
+            let noID = try await httpGET(port: server.port, "/v1/agent")
+            #expect(noID.status == 400)
+            #expect(try JSONParser.parse(noID.body)["error"]?.stringValue == "missing_id")
+
+            let plain = try await httpGET(port: server.port, "/v1/agent?id=ok-1")
+            #expect(plain.status == 426)
+        }
+    }
+}

@@ -1,0 +1,81 @@
+import GRDB
+import RollcallCore
+import RollcallStore
+import RollcallTesting
+import Testing
+
+@Suite struct HistoryViewTests {
+    let web = AgentID("web-01")!
+    // 2025-11-24T23:00:00Z
+    let lateEvening: Millis = 1_764_025_200_000
+    let hour: Millis = 3_600_000
+
+    func t(_ id: Int64, _ from: PresenceState?, _ to: PresenceState, _ reason: TransitionReason, at: Millis) -> HistoryEvent {
+        .transition(Transition(id: id, agentID: web, from: from, to: to, reason: reason, effectiveAt: at, detectedAt: at + 5, sessionID: 1))
+    }
+
+    /// online 23:00–23:30, suspect 23:30–00:15, online 00:15–01:00, offline from 01:00 to 02:00 (then a goodbye-free end).
+    func handMadeHistory() throws -> SQLiteHistoryStore {
+        let store = try SQLiteHistoryStore(writer: DatabaseQueue())
+        let run = try store.startRun(now: lateEvening - 1000, pid: 1, version: "test").runID
+        try store.write(
+            [
+                .sessionOpened(SessionStart(id: 1, agentID: web, startedAt: lateEvening, remoteAddress: "127.0.0.1:1", bootID: "b", intervalMs: 1000, timeoutMs: 3000, agentRestarted: nil)),
+                t(1, nil, .online, .connected, at: lateEvening),
+                t(2, .online, .suspect, .missedHeartbeat, at: lateEvening + hour / 2),
+                t(3, .suspect, .online, .heartbeat, at: lateEvening + hour + hour / 4),
+                t(4, .online, .offline, .goodbye, at: lateEvening + 2 * hour),
+                .sessionClosed(SessionEnd(id: 1, agentID: web, endedAt: lateEvening + 2 * hour, reason: .goodbye, closeCode: 1000, heartbeats: 42, lastSeen: lateEvening + 2 * hour)),
+                t(5, .offline, .online, .connected, at: lateEvening + 3 * hour),
+            ], runID: run, aliveAt: lateEvening + 3 * hour)
+        return store
+    }
+
+    @Test func presenceIntervalsAreContiguousWithAnOpenCurrentOne() throws {
+        let store = try handMadeHistory()
+        let rows = try store.writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT state, started_at_ms, ended_at_ms, reason FROM presence_intervals WHERE agent_id = 'web-01' ORDER BY started_at_ms")
+        }
+        #expect(rows.map { $0["state"] as String } == ["online", "suspect", "online", "offline", "online"])
+        for (a, b) in zip(rows, rows.dropFirst()) {
+            #expect((a["ended_at_ms"] as Int64?) == (b["started_at_ms"] as Int64), "no gap, no overlap")
+        }
+        #expect((rows.last?["ended_at_ms"] as Int64?) == nil)
+    }
+
+    @Test func uptimeDailySplitsAtUTCMidnightAndComputesTheRatio() throws {
+        let store = try handMadeHistory()
+        let rows = try store.writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM uptime_daily WHERE agent_id = 'web-01' ORDER BY day")
+        }
+        #expect(rows.count >= 2)
+        let first = rows[0]
+        #expect(first["day"] as String == "2025-11-24")
+        #expect(first["online_ms"] as Int64 == hour / 2)
+        #expect(first["suspect_ms"] as Int64 == hour / 2)
+        #expect(first["offline_ms"] as Int64 == 0)
+        #expect(first["uptime_ratio"] as Double == 1.0)
+        let second = rows[1]
+        #expect(second["day"] as String == "2025-11-25")
+        #expect(second["suspect_ms"] as Int64 == hour / 4)
+        #expect(second["offline_ms"] as Int64 == hour)
+        // Online 00:15–01:00 and from 02:00 up to now (open interval).
+        #expect((second["online_ms"] as Int64) >= 3 * hour / 4 + hour)
+        let online = Double(second["online_ms"] as Int64), suspect = Double(hour / 4), offline = Double(hour)
+        #expect(abs((second["uptime_ratio"] as Double) - (online + suspect) / (online + suspect + offline)) < 1e-9)
+    }
+
+    @Test func uptimeRatioIsNullWhenNothingWasObserved() throws {
+        let store = try SQLiteHistoryStore(writer: DatabaseQueue())
+        let run = try store.startRun(now: lateEvening, pid: 1, version: "test").runID
+        try store.write(
+            [.transition(Transition(id: 1, agentID: web, from: .online, to: .unknown, reason: .serverCrashed, effectiveAt: lateEvening, detectedAt: lateEvening, sessionID: nil)),
+             .transition(Transition(id: 2, agentID: web, from: .unknown, to: .online, reason: .connected, effectiveAt: lateEvening + hour, detectedAt: lateEvening + hour, sessionID: nil))],
+            runID: run, aliveAt: lateEvening)
+        let ratio = try store.writer.read { db in
+            try Row.fetchOne(db, sql: "SELECT uptime_ratio, unknown_ms FROM uptime_daily WHERE day = '2025-11-24'")
+        }
+        #expect((ratio?["unknown_ms"] as Int64?) == hour)
+        #expect((ratio?["uptime_ratio"] as Double?) == nil)
+    }
+}
