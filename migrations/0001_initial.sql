@@ -81,7 +81,7 @@ CREATE VIEW uptime_daily AS
 WITH RECURSIVE
     bounded AS (
         SELECT agent_id, state, started_at_ms AS s,
-               COALESCE(ended_at_ms, CAST(strftime('%s', 'now') AS INTEGER) * 1000) AS e
+               COALESCE(ended_at_ms, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)) AS e
         FROM presence_intervals
     ),
     pieces (agent_id, state, s, e, day_ms) AS (

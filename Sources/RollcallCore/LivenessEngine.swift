@@ -20,6 +20,9 @@ public struct LivenessEngine: Sendable {
         var flushedHeartbeats: Int64 = 0
         var flushedLastSeen: Millis = 0
         var bootID: String?
+        /// Arrival of the last heartbeat on the current session, for inter-arrival times.
+        var lastBeat: Millis?
+        var estimate = PhiAccrualEstimate()
         var warmupDeadline: Millis?
         /// Due time of this record's live heap entry, if any.
         var scheduled: Millis?
@@ -96,6 +99,7 @@ public struct LivenessEngine: Sendable {
         r.timeoutMs = grant.timeoutMs
         r.heartbeats = 0
         r.flushedHeartbeats = 0
+        r.lastBeat = nil
         r.bootID = bootID ?? r.bootID
         r.warmupDeadline = nil
         records[Int(slot)] = r
@@ -117,7 +121,13 @@ public struct LivenessEngine: Sendable {
         let i = Int(slot)
         guard records[i].session == session else { return [] }
         if now > records[i].lastSeen { records[i].lastSeen = now }
-        if heartbeat { records[i].heartbeats &+= 1 }
+        if heartbeat {
+            records[i].heartbeats &+= 1
+            if case .phiAccrual = configuration.detector {
+                if let last = records[i].lastBeat { records[i].estimate.record(intervalMs: Double(now - last)) }
+                records[i].lastBeat = now
+            }
+        }
         guard records[i].state == .suspect else { return [] }
         let t = transition(slot, to: .online, reason: .heartbeat, effectiveAt: now, now: now)
         scheduleNextCheck(slot)
@@ -216,7 +226,7 @@ public struct LivenessEngine: Sendable {
         let r = records[i]
         switch r.state {
         case .online:
-            let due = r.lastSeen + configuration.missDelay(intervalMs: r.intervalMs)
+            let due = suspectDeadline(r)
             guard now >= due, r.session != nil else { return }
             effects.append(.transition(transition(slot, to: .suspect, reason: .missedHeartbeat, effectiveAt: due, now: now)))
             evaluate(slot, now: now, into: &effects)
@@ -244,10 +254,21 @@ public struct LivenessEngine: Sendable {
         }
     }
 
+    /// When an online agent becomes suspect if nothing more is heard.
+    func suspectDeadline(_ r: Record) -> Millis {
+        if case .phiAccrual(let threshold) = configuration.detector, r.estimate.isReady {
+            let silence = r.estimate.silenceMs(forPhi: threshold, minStddevMs: configuration.minStddevMs(intervalMs: r.intervalMs))
+            // Never before a beat is due, never after the timeout.
+            let clamped = min(max(silence.rounded(.up), Double(r.intervalMs)), Double(r.timeoutMs - 1))
+            return r.lastSeen + Millis(clamped)
+        }
+        return r.lastSeen + configuration.missDelay(intervalMs: r.intervalMs)
+    }
+
     func nextCheck(_ slot: Slot) -> Millis? {
         let r = records[Int(slot)]
         switch r.state {
-        case .online: return r.session == nil ? nil : r.lastSeen + configuration.missDelay(intervalMs: r.intervalMs)
+        case .online: return r.session == nil ? nil : suspectDeadline(r)
         case .suspect: return r.lastSeen + r.timeoutMs
         case .unknown: return r.warmupDeadline
         case .offline, nil: return nil
@@ -307,6 +328,8 @@ extension LivenessEngine {
         public var offlineAt: Millis?
         /// When it becomes suspect if nothing more is heard (online agents only).
         public var suspectAt: Millis?
+        /// The phi detector's estimate, when that detector is in use.
+        public var estimate: PhiAccrualEstimate?
     }
 
     public func slot(of id: AgentID) -> Slot? { index[id] }
@@ -324,7 +347,7 @@ extension LivenessEngine {
         case .online:
             if r.session != nil {
                 offlineAt = r.lastSeen + r.timeoutMs
-                suspectAt = r.lastSeen + configuration.missDelay(intervalMs: r.intervalMs)
+                suspectAt = suspectDeadline(r)
             }
         case .suspect: offlineAt = r.lastSeen + r.timeoutMs
         case .unknown: offlineAt = r.warmupDeadline
@@ -332,7 +355,8 @@ extension LivenessEngine {
         }
         return AgentStatus(
             id: r.id, state: r.state, since: r.stateSince, lastSeen: r.lastSeen, sessionID: r.session, intervalMs: r.intervalMs,
-            timeoutMs: r.timeoutMs, heartbeats: r.heartbeats, offlineAt: offlineAt, suspectAt: suspectAt)
+            timeoutMs: r.timeoutMs, heartbeats: r.heartbeats, offlineAt: offlineAt, suspectAt: suspectAt,
+            estimate: configuration.detector == .fixed ? nil : r.estimate)
     }
 
     public var agentCount: Int { records.count }

@@ -142,6 +142,8 @@ public final class Gateway: Sendable {
 
     public var connectionCount: Int { state.withLock { $0.connections.count } }
 
+    public var livenessConfiguration: LivenessConfiguration { state.withLock { $0.engine.configuration } }
+
     // MARK: Effects
 
     /// Queues history and broadcasts; returns the sockets to close once the lock is released.

@@ -68,6 +68,94 @@ struct QueryAPI: Sendable {
             let id = try context.parameters.require("id")
             return try self.agentDetail(id)
         }
+        router.get("/v1/agents/{id}/uptime") { request, context -> Response in
+            let id = try context.parameters.require("id")
+            return try self.uptime(id, request: request)
+        }
+        router.get("/v1/agents/{id}/transitions") { request, context -> Response in
+            let id = try context.parameters.require("id")
+            return try self.agentTransitions(id, request: request)
+        }
+        router.get("/v1/agents/{id}/sessions") { request, context -> Response in
+            let id = try context.parameters.require("id")
+            return try self.agentSessions(id, request: request)
+        }
+    }
+
+    func requireAgent(_ id: String) throws -> StoredAgent {
+        guard let row = try store.agent(id) else {
+            throw APIError(status: 404, code: "not_found", message: "no agent with id '\(id.prefix(128))'")
+        }
+        return row
+    }
+
+    /// An integer query parameter within `range`, or `fallback` when absent.
+    func intParameter(_ request: Request, _ name: String, in range: ClosedRange<Int64>, default fallback: Int64) throws -> Int64 {
+        guard let raw = request.uri.queryParameters[Substring(name)] else { return fallback }
+        guard let v = Int64(raw), range.contains(v) else {
+            throw APIError(status: 400, code: "bad_parameter", message: "\(name) must be an integer from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return v
+    }
+
+    func uptime(_ id: String, request: Request) throws -> Response {
+        _ = try requireAgent(id)
+        let window = request.uri.queryParameters["window"].map(String.init) ?? "24h"
+        guard let windowMs = DurationText.parseMillis(window), windowMs <= 400 * 86_400_000 else {
+            throw APIError(status: 400, code: "bad_parameter", message: "window must be a duration such as 24h, 7d or 30d (at most 400d)")
+        }
+        let now = gateway.clock.now()
+        let u = try store.uptime(agent: id, from: now - windowMs, to: now, now: now)
+        let days = try store.uptimeDaily(agent: id, fromDay: Timestamp.day(now - windowMs))
+        return jsonResponse(
+            .object([
+                ("id", .string(id)), ("window", .string(window)), ("from", .time(now - windowMs)), ("to", .time(now)),
+                ("online_ms", .int(u.onlineMs)), ("suspect_ms", .int(u.suspectMs)), ("offline_ms", .int(u.offlineMs)),
+                ("unknown_ms", .int(u.unknownMs)), ("uptime_ratio", u.ratio.map { .number($0) } ?? .null),
+                ("days", .array(days.map { d in
+                    .object([
+                        ("day", .string(d.day)), ("online_ms", .int(d.uptime.onlineMs)), ("suspect_ms", .int(d.uptime.suspectMs)),
+                        ("offline_ms", .int(d.uptime.offlineMs)), ("unknown_ms", .int(d.uptime.unknownMs)),
+                        ("uptime_ratio", d.ratio.map { .number($0) } ?? .null),
+                    ])
+                })),
+            ]))
+    }
+
+    func agentTransitions(_ id: String, request: Request) throws -> Response {
+        _ = try requireAgent(id)
+        let after = try intParameter(request, "after", in: 0...Int64.max, default: 0)
+        let limit = try intParameter(request, "limit", in: 1...1000, default: 100)
+        let rows = try store.transitions(agent: id, after: after, limit: Int(limit))
+        let next: JSONValue = rows.count == Int(limit) ? .int(rows.last!.id) : .null
+        return jsonResponse(.object([("transitions", .array(rows.map(transitionJSON))), ("next_cursor", next)]))
+    }
+
+    func agentSessions(_ id: String, request: Request) throws -> Response {
+        _ = try requireAgent(id)
+        let before = try intParameter(request, "before", in: 1...Int64.max, default: Int64.max)
+        let limit = try intParameter(request, "limit", in: 1...1000, default: 50)
+        let rows = try store.sessions(agent: id, before: before, limit: Int(limit))
+        let next: JSONValue = rows.count == Int(limit) ? .int(rows.last!.id) : .null
+        let items: [JSONValue] = rows.map { s in
+            .object([
+                ("id", .int(s.id)), ("started_at", .time(s.startedAt)), ("ended_at", .time(s.endedAt)),
+                ("duration_ms", .int(s.endedAt.map { $0 - s.startedAt })), ("end_reason", .str(s.endReason)),
+                ("close_code", s.closeCode.map { .number(Double($0)) } ?? .null), ("remote_addr", .str(s.remoteAddress)),
+                ("boot_id", .str(s.bootID)), ("heartbeats", .int(s.heartbeats)), ("last_seen", .time(s.lastSeen)),
+                ("interval_ms", .int(s.intervalMs)), ("timeout_ms", .int(s.timeoutMs)),
+                ("agent_restarted", s.agentRestarted.map { .bool($0) } ?? .null),
+            ])
+        }
+        return jsonResponse(.object([("sessions", .array(items)), ("next_cursor", next)]))
+    }
+
+    func transitionJSON(_ t: StoredTransition) -> JSONValue {
+        .object([
+            ("id", .int(t.id)), ("agent_id", .string(t.agentID)), ("from", .str(t.from)), ("to", .string(t.to)),
+            ("reason", .string(t.reason)), ("effective_at", .time(t.effectiveAt)), ("detected_at", .time(t.detectedAt)),
+            ("session_id", .int(t.sessionID)),
+        ])
     }
 
     func listAgents(_ request: Request) throws -> Response {
@@ -102,9 +190,7 @@ struct QueryAPI: Sendable {
     }
 
     func agentDetail(_ id: String) throws -> Response {
-        guard let row = try store.agent(id) else {
-            throw APIError(status: 404, code: "not_found", message: "no agent with id '\(id.prefix(128))'")
-        }
+        let row = try requireAgent(id)
         var members = members(of: row)
         let live = AgentID(id).flatMap { gateway.status(of: $0) }
         members.append(("first_seen", .time(row.firstSeen)))
@@ -127,9 +213,23 @@ struct QueryAPI: Sendable {
             members.append(("session", .null))
         }
         let now = gateway.clock.now()
-        var suspicion: [(String, JSONValue)] = [("detector", .string("fixed_timeout"))]
+        var suspicion: [(String, JSONValue)] = []
+        let liveness = gateway.livenessConfiguration
         if let live {
-            suspicion.append(("silent_ms", .int(max(0, now - live.lastSeen))))
+            let silent = max(0, now - live.lastSeen)
+            if case .phiAccrual(let threshold) = liveness.detector, let estimate = live.estimate, estimate.isReady {
+                let floor = liveness.minStddevMs(intervalMs: live.intervalMs)
+                let phi = estimate.phi(elapsedMs: Double(silent), minStddevMs: floor)
+                suspicion.append(("detector", .string("phi_accrual")))
+                suspicion.append(("phi", phi.isFinite ? .number((phi * 1000).rounded() / 1000) : .string("inf")))
+                suspicion.append(("threshold", .number(threshold)))
+                suspicion.append(("mean_interval_ms", .number(estimate.meanMs.rounded())))
+                suspicion.append(("stddev_ms", .number(estimate.stddevMs(floor: floor).rounded())))
+            } else {
+                suspicion.append(("detector", .string("fixed")))
+                suspicion.append(("slack", .number(liveness.slack)))
+            }
+            suspicion.append(("silent_ms", .int(silent)))
             suspicion.append(("suspect_at", .time(live.suspectAt)))
         }
         members.append(("suspicion", .object(suspicion)))

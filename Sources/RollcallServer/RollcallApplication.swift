@@ -37,22 +37,9 @@ public struct RollcallApplication: Sendable {
         clock: any PresenceClock,
         onServerRunning: @escaping @Sendable (Int) async -> Void
     ) throws -> RollcallApplication {
-        let now = clock.now()
-        let start = try store.startRun(now: now, pid: ProcessInfo.processInfo.processIdentifier, version: version)
-        if start.recoveredCrash {
-            logger.warning(
-                "previous run ended without stopping; its agents are unknown until they return",
-                metadata: ["agents": "\(start.repairTransitions.count)"])
-        }
-        var engine = LivenessEngine(
-            configuration: configuration.liveness, nextTransitionID: start.nextTransitionID, nextSessionID: start.nextSessionID)
-        for agent in start.agents {
-            guard let id = AgentID(agent.id) else { continue }
-            engine.restore(agent: id, state: agent.state, since: agent.stateSince, lastSeen: agent.lastSeen, timeoutMs: agent.timeoutMs, now: now)
-        }
-        let queue = HistoryQueue()
-        let hub = TransitionHub()
-        let gateway = Gateway(engine: engine, clock: clock, history: queue, hub: hub, logger: logger)
+        let (gateway, start) = try startGateway(configuration: configuration, store: store, logger: logger, clock: clock)
+        let queue = gateway.history
+        let hub = gateway.hub
         let admission = Admission(gateway: gateway, configuration: configuration)
 
         let router = Router(context: BasicRequestContext.self)
@@ -76,5 +63,27 @@ public struct RollcallApplication: Sendable {
             logger: logger
         )
         return RollcallApplication(application: application, gateway: gateway, hub: hub, store: store, runID: start.runID)
+    }
+
+    /// Records a new run, repairs what the previous one left open, and restores every known
+    /// agent into a fresh liveness engine (unknown agents get their warm-up).
+    public static func startGateway(
+        configuration: ServerConfiguration, store: any HistoryStore, logger: Logger, clock: any PresenceClock
+    ) throws -> (Gateway, RunStart) {
+        let now = clock.now()
+        let start = try store.startRun(now: now, pid: ProcessInfo.processInfo.processIdentifier, version: version)
+        if start.recoveredCrash {
+            logger.warning(
+                "previous run ended without stopping; its agents are unknown until they return",
+                metadata: ["agents": "\(start.repairTransitions.count)"])
+        }
+        var engine = LivenessEngine(
+            configuration: configuration.liveness, nextTransitionID: start.nextTransitionID, nextSessionID: start.nextSessionID)
+        for agent in start.agents {
+            guard let id = AgentID(agent.id) else { continue }
+            engine.restore(agent: id, state: agent.state, since: agent.stateSince, lastSeen: agent.lastSeen, timeoutMs: agent.timeoutMs, now: now)
+        }
+        let gateway = Gateway(engine: engine, clock: clock, history: HistoryQueue(), hub: TransitionHub(), logger: logger)
+        return (gateway, start)
     }
 }

@@ -20,6 +20,10 @@ public struct ServerConfiguration: Sendable {
     public var checkpointInterval: Duration = .seconds(2)
     /// How long a closing connection may take to answer our close frame.
     public var closeGrace: Duration = .seconds(2)
+    /// History older than this is pruned (`--retain 90d`); `nil` keeps everything.
+    public var retainMs: Int64?
+    /// How often pruning runs when `retainMs` is set.
+    public var pruneInterval: Duration = .seconds(3600)
 
     public init() {}
 

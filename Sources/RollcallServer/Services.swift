@@ -19,11 +19,16 @@ struct HistoryWriterService: Service {
     func run() async throws {
         var pending: [HistoryEvent] = []
         var lastCheckpoint = ContinuousClock.now
+        var lastPrune: ContinuousClock.Instant?
         while !Task.isShuttingDownGracefully {
             try? await Task.sleep(for: configuration.flushInterval)
             let checkpoint = ContinuousClock.now - lastCheckpoint >= configuration.checkpointInterval
             if checkpoint { lastCheckpoint = .now }
             flush(&pending, withCounters: checkpoint)
+            if configuration.retainMs != nil, lastPrune.map({ ContinuousClock.now - $0 >= configuration.pruneInterval }) ?? true {
+                lastPrune = .now
+                prune()
+            }
         }
         // Everything before us has stopped: write what is left and record a graceful stop.
         flush(&pending, withCounters: true)
@@ -61,6 +66,22 @@ struct HistoryWriterService: Service {
             written += batch.count
         } while written < pending.count
         pending.removeAll(keepingCapacity: true)
+    }
+
+    /// Retention runs here because this service owns the writes.
+    func prune() {
+        guard let retain = configuration.retainMs else { return }
+        let cutoff = gateway.clock.now() - retain
+        do {
+            let report = try store.prune(before: cutoff)
+            if report.transitions + report.sessions + report.serverRuns > 0 {
+                logger.info(
+                    "pruned history",
+                    metadata: ["before": "\(Timestamp.rfc3339(cutoff))", "transitions": "\(report.transitions)", "sessions": "\(report.sessions)", "runs": "\(report.serverRuns)"])
+            }
+        } catch {
+            logger.error("pruning failed; will retry", metadata: ["error": "\(error)"])
+        }
     }
 
     func log(_ t: Transition) {

@@ -109,4 +109,46 @@ public protocol HistoryStore: Sendable {
     func agent(_ id: String) throws -> StoredAgent?
     func transitions(agent: String?, after: Int64, limit: Int) throws -> [StoredTransition]
     func sessions(agent: String, before: Int64?, limit: Int) throws -> [StoredSession]
+    /// Milliseconds per state between `from` and `to`, open intervals counting up to `now`.
+    func uptime(agent: String, from: Millis, to: Millis, now: Millis) throws -> Uptime
+    /// Rows of `uptime_daily` for one agent, oldest first, from `fromDay` (`YYYY-MM-DD`).
+    func uptimeDaily(agent: String, fromDay: String) throws -> [UptimeDay]
+    /// Deletes history older than `cutoff`, keeping every invariant: each agent's first remaining
+    /// interval starts at the cutoff.
+    func prune(before cutoff: Millis) throws -> PruneReport
+}
+
+/// Time per state over a window.
+public struct Uptime: Sendable, Equatable {
+    public var onlineMs: Int64 = 0
+    public var suspectMs: Int64 = 0
+    public var offlineMs: Int64 = 0
+    public var unknownMs: Int64 = 0
+
+    public init() {}
+
+    /// (online + suspect) / (online + suspect + offline), `nil` when nothing was observed.
+    public var ratio: Double? {
+        let observed = onlineMs + suspectMs + offlineMs
+        return observed == 0 ? nil : Double(onlineMs + suspectMs) / Double(observed)
+    }
+}
+
+/// One `uptime_daily` row.
+public struct UptimeDay: Sendable, Equatable {
+    public var day: String
+    public var uptime: Uptime
+    public var ratio: Double?
+}
+
+public struct PruneReport: Sendable, Equatable {
+    public var transitions: Int
+    public var sessions: Int
+    public var serverRuns: Int
+
+    public init(transitions: Int, sessions: Int, serverRuns: Int) {
+        self.transitions = transitions
+        self.sessions = sessions
+        self.serverRuns = serverRuns
+    }
 }

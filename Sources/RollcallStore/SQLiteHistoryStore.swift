@@ -235,6 +235,76 @@ public final class SQLiteHistoryStore: HistoryStore {
         }
     }
 
+    public func uptime(agent: String, from: Millis, to: Millis, now: Millis) throws -> Uptime {
+        try writer.read { db in
+            var uptime = Uptime()
+            let rows = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT state, SUM(MIN(COALESCE(ended_at_ms, :now), :to) - MAX(started_at_ms, :from)) AS ms
+                    FROM presence_intervals
+                    WHERE agent_id = :agent AND started_at_ms < :to AND COALESCE(ended_at_ms, :now) > :from
+                    GROUP BY state
+                    """, arguments: ["agent": agent, "from": from, "to": to, "now": now])
+            for row in rows {
+                let ms: Int64 = row["ms"]
+                switch PresenceState(rawValue: row["state"]) {
+                case .online: uptime.onlineMs = ms
+                case .suspect: uptime.suspectMs = ms
+                case .offline: uptime.offlineMs = ms
+                case .unknown: uptime.unknownMs = ms
+                case nil: break
+                }
+            }
+            return uptime
+        }
+    }
+
+    public func uptimeDaily(agent: String, fromDay: String) throws -> [UptimeDay] {
+        try writer.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM uptime_daily WHERE agent_id = ? AND day >= ? ORDER BY day", arguments: [agent, fromDay]
+            ).map { row in
+                var u = Uptime()
+                u.onlineMs = row["online_ms"]
+                u.suspectMs = row["suspect_ms"]
+                u.offlineMs = row["offline_ms"]
+                u.unknownMs = row["unknown_ms"]
+                return UptimeDay(day: row["day"], uptime: u, ratio: row["uptime_ratio"])
+            }
+        }
+    }
+
+    public func prune(before cutoff: Millis) throws -> PruneReport {
+        try writer.write { db in
+            // Each agent's transition in force at the cutoff becomes the first row, starting there.
+            try db.execute(sql: "DROP TABLE IF EXISTS temp.prune_cut")
+            try db.execute(
+                sql: "CREATE TEMP TABLE prune_cut AS SELECT agent_id, MAX(id) AS id FROM transitions WHERE effective_at_ms <= ? GROUP BY agent_id",
+                arguments: [cutoff])
+            try db.execute(
+                sql: """
+                    UPDATE transitions SET effective_at_ms = ?1, detected_at_ms = MAX(detected_at_ms, ?1)
+                    WHERE id IN (SELECT id FROM temp.prune_cut) AND effective_at_ms < ?1
+                    """,
+                arguments: [cutoff])
+            try db.execute(
+                sql: """
+                    DELETE FROM transitions WHERE id IN (
+                        SELECT t.id FROM transitions t JOIN temp.prune_cut c ON t.agent_id = c.agent_id WHERE t.id < c.id)
+                    """)
+            let transitions = db.changesCount
+            try db.execute(sql: "DROP TABLE temp.prune_cut")
+            try db.execute(sql: "DELETE FROM sessions WHERE ended_at_ms IS NOT NULL AND ended_at_ms < ?", arguments: [cutoff])
+            let sessions = db.changesCount
+            try db.execute(
+                sql: "DELETE FROM server_runs WHERE COALESCE(stopped_at_ms, last_alive_ms) < ? AND id < (SELECT MAX(id) FROM server_runs)",
+                arguments: [cutoff])
+            let runs = db.changesCount
+            return PruneReport(transitions: transitions, sessions: sessions, serverRuns: runs)
+        }
+    }
+
     // MARK: Row mapping
 
     static func agent(from row: Row) -> StoredAgent {

@@ -17,13 +17,15 @@ public struct LiveServer: Sendable {
     public var wsBase: String { "ws://127.0.0.1:\(port)" }
     public var gateway: Gateway { app.gateway }
 
-    /// The configuration tests start from: short intervals so deadlines pass in well under a second.
+    /// The configuration tests start from. The default interval (10 s, timeout 30 s) leaves room
+    /// for a loaded CI machine; tests about deadlines ask for a short interval in the handshake
+    /// (`interval_ms=200` gives a 600 ms timeout).
     public static func testConfiguration(databasePath: String) -> ServerConfiguration {
         var configuration = ServerConfiguration()
         configuration.host = "127.0.0.1"
         configuration.port = 0
         configuration.databasePath = databasePath
-        configuration.liveness = LivenessConfiguration(defaultIntervalMs: 200, defaultTimeoutMs: 600, minIntervalMs: 50)
+        configuration.liveness = LivenessConfiguration(defaultIntervalMs: 10_000, defaultTimeoutMs: 30_000, minIntervalMs: 50)
         configuration.flushInterval = .milliseconds(20)
         configuration.checkpointInterval = .milliseconds(200)
         configuration.closeGrace = .milliseconds(500)
@@ -101,9 +103,10 @@ public final class TransitionRecorder: Sendable {
     ) async throws -> Transition {
         let deadline = ContinuousClock.now + limit
         while true {
+            let seen = changed.generation
             if let t = state.withLock({ $0.first(where: predicate) }) { return t }
             guard ContinuousClock.now < deadline else { throw TestTimeout(what: what) }
-            await changed.wait(until: deadline)
+            await changed.wait(since: seen, until: deadline)
         }
     }
 

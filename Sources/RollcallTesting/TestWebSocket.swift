@@ -43,13 +43,15 @@ public final class TestWebSocket: Sendable {
             socket.changed.fire()
         }
         let deadline = ContinuousClock.now + .seconds(10)
-        while socket.outbound.withLock({ $0 == nil }) {
+        while true {
+            let seen = socket.changed.generation
+            guard socket.outbound.withLock({ $0 == nil }) else { break }
             if let result = socket.result.withLock({ $0 }) {
                 if case .failure(let error) = result { throw error }
                 return socket
             }
             guard ContinuousClock.now < deadline else { throw TestTimeout(what: "WebSocket upgrade") }
-            await socket.changed.wait(until: deadline)
+            await socket.changed.wait(since: seen, until: deadline)
         }
         return socket
     }
@@ -73,10 +75,11 @@ public final class TestWebSocket: Sendable {
     public func next(within limit: Duration = .seconds(5)) async throws -> WebSocketMessage {
         let deadline = ContinuousClock.now + limit
         while true {
+            let seen = changed.generation
             if let message = inbox.withLock({ $0.isEmpty ? nil : $0.removeFirst() }) { return message }
             if result.withLock({ $0 != nil }) { throw TestTimeout(what: "a message (connection closed)") }
             guard ContinuousClock.now < deadline else { throw TestTimeout(what: "a message") }
-            await changed.wait(until: deadline)
+            await changed.wait(since: seen, until: deadline)
         }
     }
 
@@ -92,9 +95,10 @@ public final class TestWebSocket: Sendable {
     public func closed(within limit: Duration = .seconds(10)) async throws -> Closed {
         let deadline = ContinuousClock.now + limit
         while true {
+            let seen = changed.generation
             if let result = result.withLock({ $0 }) { return try result.get() }
             guard ContinuousClock.now < deadline else { throw TestTimeout(what: "the connection to close") }
-            await changed.wait(until: deadline)
+            await changed.wait(since: seen, until: deadline)
         }
     }
 }

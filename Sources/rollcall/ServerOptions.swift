@@ -20,6 +20,21 @@ struct ServerOptions: ParsableArguments {
     @Option(name: .customLong("timeout-ms"), help: "Silence after which an agent is offline (default: 3 intervals).")
     var timeoutMs: Int64?
 
+    @Option(name: .customLong("min-interval-ms"), help: "Shortest interval an agent may ask for.")
+    var minIntervalMs: Int64?
+
+    @Option(name: .customLong("max-interval-ms"), help: "Longest interval an agent may ask for.")
+    var maxIntervalMs: Int64?
+
+    @Option(help: "How online agents become suspect: fixed (interval × 1.5 of silence) or phi (phi-accrual over each agent's own beats).")
+    var detector: String = "fixed"
+
+    @Option(name: .customLong("phi-threshold"), help: "Suspicion level at which the phi detector calls an agent suspect.")
+    var phiThreshold: Double = 8
+
+    @Option(help: "Prune history older than this, e.g. 90d, 12h (default: keep everything).")
+    var retain: String?
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String?
 
@@ -34,6 +49,15 @@ struct ServerOptions: ParsableArguments {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
         }
         if db.isEmpty { throw ValidationError("--db needs a file path, e.g. --db ./rollcall.db") }
+        if detector != "fixed" && detector != "phi" { throw ValidationError("--detector must be fixed or phi") }
+        guard phiThreshold > 0 && phiThreshold <= 16 else { throw ValidationError("--phi-threshold must be between 0 and 16, e.g. 8") }
+        if let retain, DurationText.parseMillis(retain) == nil {
+            throw ValidationError("--retain must be a duration such as 90d, 12h or 30m")
+        }
+        if let minIntervalMs, minIntervalMs < 10 { throw ValidationError("--min-interval-ms must be at least 10") }
+        if let minIntervalMs, let maxIntervalMs, maxIntervalMs < minIntervalMs {
+            throw ValidationError("--max-interval-ms must not be below --min-interval-ms")
+        }
     }
 
     func serverConfiguration(defaultIntervalMs: Int64 = 5000) -> ServerConfiguration {
@@ -44,7 +68,10 @@ struct ServerOptions: ParsableArguments {
         let interval = intervalMs ?? defaultIntervalMs
         configuration.liveness.defaultIntervalMs = interval
         configuration.liveness.defaultTimeoutMs = timeoutMs ?? interval * 3
-        configuration.liveness.minIntervalMs = min(configuration.liveness.minIntervalMs, interval)
+        configuration.liveness.minIntervalMs = minIntervalMs ?? min(configuration.liveness.minIntervalMs, interval)
+        configuration.liveness.maxIntervalMs = maxIntervalMs ?? max(configuration.liveness.maxIntervalMs, interval)
+        if detector == "phi" { configuration.liveness.detector = .phiAccrual(threshold: phiThreshold) }
+        configuration.retainMs = retain.flatMap(DurationText.parseMillis)
         return configuration
     }
 

@@ -12,8 +12,8 @@ import Testing
         try await LiveServer.with { server in
             let ws = try await TestWebSocket.connect(server.wsBase + "/v1/agent?id=web-01&boot=b1")
             guard case .welcome(let welcome) = try await ws.nextServerMessage() else { Issue.record("no welcome"); return }
-            #expect(welcome.intervalMs == 200)
-            #expect(welcome.timeoutMs == 600)
+            #expect(welcome.intervalMs == 10_000)
+            #expect(welcome.timeoutMs == 30_000)
             #expect(!welcome.session.isEmpty)
             try await server.transitions.waitFor(agent: "web-01", to: .online, reason: .connected)
 
@@ -35,7 +35,7 @@ import Testing
 
     @Test func aSilentAgentIsRecordedOfflineByTimeoutAndClosedWith4000() async throws {
         try await LiveServer.with { server in
-            let ws = try await TestWebSocket.connect(server.wsBase + "/v1/agent?id=quiet-1")
+            let ws = try await TestWebSocket.connect(server.wsBase + "/v1/agent?id=quiet-1&interval_ms=200")
             _ = try await ws.nextServerMessage()
             let offline = try await server.transitions.waitFor(agent: "quiet-1", to: .offline)
             #expect(offline.reason == .timeout)
@@ -120,7 +120,7 @@ import Testing
             _ = try await LiveServer.with(databasePath: path) { server in
                 let ws = try await TestWebSocket.connect(server.wsBase + "/v1/agent?id=back-1")
                 _ = try await ws.nextServerMessage()
-                let ws2 = try await TestWebSocket.connect(server.wsBase + "/v1/agent?id=gone-1")
+                let ws2 = try await TestWebSocket.connect(server.wsBase + "/v1/agent?id=gone-1&interval_ms=1000")
                 _ = try await ws2.nextServerMessage()
                 try await server.transitions.waitFor(agent: "gone-1", to: .online)
                 return [ws, ws2]

@@ -42,11 +42,41 @@ import Testing
             #expect(detail.status == 200)
             let one = try JSONParser.parse(detail.body)
             #expect(one["hostname"]?.stringValue == "h1")
-            #expect(one["interval_ms"]?.int64Value == 200)
-            #expect(one["timeout_ms"]?.int64Value == 600)
+            #expect(one["interval_ms"]?.int64Value == 10_000)
+            #expect(one["timeout_ms"]?.int64Value == 30_000)
             #expect(one["session"]?["boot_id"]?.stringValue == "xyz")
             #expect(one["offline_at"]?.stringValue != nil)
             try await ws.close()
+        }
+    }
+
+    @Test func theUptimeEndpointAgreesWithUptimeDaily() async throws {
+        try await LiveServer.with { server in
+            let ws = try await TestWebSocket.connect(server.wsBase + "/v1/agent?id=up-1")
+            _ = try await ws.nextServerMessage()
+            try await ws.send(text: #"{"type":"heartbeat","seq":1}"#)
+            _ = try await ws.nextServerMessage()
+            try await ws.send(text: #"{"type":"bye"}"#)
+            try await ws.close()
+            try await server.transitions.waitFor(agent: "up-1", to: .offline)
+            try await waitForRows(server.databasePath, "SELECT to_state FROM transitions WHERE agent_id = 'up-1' ORDER BY id", ["online", "offline"])
+            let response = try await httpGET(port: server.port, "/v1/agents/up-1/uptime?window=24h")
+            #expect(response.status == 200)
+            let json = try JSONParser.parse(response.body)
+            let online = try #require(json["online_ms"]?.int64Value)
+            let daily = try sqlite3(server.databasePath, "SELECT SUM(online_ms) FROM uptime_daily WHERE agent_id = 'up-1'")
+            #expect(daily == [String(online)], "the API and uptime_daily agree on online time")
+            #expect(online > 0)
+            let ratio = try #require(json["uptime_ratio"].flatMap { if case .number(let d) = $0 { d } else { nil } })
+            #expect(ratio > 0 && ratio <= 1)
+            #expect(try await httpGET(port: server.port, "/v1/agents/up-1/uptime?window=soon").status == 400)
+            let transitions = try JSONParser.parse(try await httpGET(port: server.port, "/v1/agents/up-1/transitions").body)
+            guard case .array(let items)? = transitions["transitions"] else { Issue.record("no transitions"); return }
+            #expect(items.compactMap { $0["reason"]?.stringValue } == ["connected", "goodbye"])
+            let sessions = try JSONParser.parse(try await httpGET(port: server.port, "/v1/agents/up-1/sessions").body)
+            guard case .array(let rows)? = sessions["sessions"] else { Issue.record("no sessions"); return }
+            #expect(rows.first?["end_reason"]?.stringValue == "goodbye")
+            #expect(rows.first?["heartbeats"]?.int64Value == 1)
         }
     }
 

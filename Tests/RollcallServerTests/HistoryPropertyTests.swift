@@ -1,0 +1,219 @@
+import GRDB
+import Logging
+import PropertyBased
+import RollcallCore
+import RollcallStore
+import RollcallTesting
+import Testing
+
+@testable import RollcallServer
+
+/// Random scenarios of connects, heartbeats, silences, drops, goodbyes, supersedes, graceful
+/// restarts and crashes, driven through the real gateway, engine, history writer and SQLite
+/// schema on a manual clock. After each scenario the history must be the truth.
+@Suite struct HistoryPropertyTests {
+    static let operations = 7
+    static let agents = 4
+    static let delays: [Millis] = [10, 100, 250, 400, 700, 1000, 2000, 5000]
+    static let stepRange = 0...(operations * agents * delays.count - 1)
+
+    @Test func theHistoryTilesTimeAfterAnyScenario() async throws {
+        await propertyCheck(count: 300, input: Gen.int(in: Self.stepRange).array(of: 1...80)) { steps in
+            do {
+                let simulation = try Simulation()
+                for step in steps { try simulation.apply(step) }
+                try simulation.stopGracefully()
+                try simulation.checkInvariants()
+            } catch {
+                Issue.record("scenario \(steps) threw \(error)")
+            }
+        }
+    }
+
+    @Test func aCrashAfterUnflushedEventsStillLeavesAConsistentHistory() throws {
+        // connect all, beat, flush, connect again (supersede), crash before the flush, then go on.
+        let simulation = try Simulation()
+        for step in [0, 7, 14, 21, 1, 8, 5, 0, 6 + 7, 2 + 28 * 5, 0, 1, 2 + 28 * 7] { try simulation.apply(step) }
+        try simulation.stopGracefully()
+        try simulation.checkInvariants()
+    }
+}
+
+/// The server without sockets: the same gateway and writer, fake connections, a manual clock.
+final class Simulation {
+    let clock = ManualPresenceClock(1_764_000_000_000)
+    let database: DatabaseQueue
+    let store: SQLiteHistoryStore
+    var configuration = ServerConfiguration()
+    var gateway: Gateway
+    var writer: HistoryWriterService
+    var pending: [HistoryEvent] = []
+    /// agent index → (slot, session) of its open fake connection.
+    var connections: [Int: (LivenessEngine.Slot, Int64)] = [:]
+    var closedByServer = Mutex2<Set<Int64>>([])
+    var boots: [Int: String] = [:]
+    let logger = Logger(label: "sim", factory: { _ in SwiftLogNoOpLogHandler() })
+
+    init() throws {
+        database = try DatabaseQueue()
+        store = try SQLiteHistoryStore(writer: database)
+        configuration.liveness = LivenessConfiguration(defaultIntervalMs: 200, defaultTimeoutMs: 600, minIntervalMs: 50)
+        (gateway, writer) = try Self.begin(configuration: configuration, store: store, clock: clock, logger: logger)
+    }
+
+    /// A new server run on the same file: the repair, the restored engine, a new writer.
+    static func begin(configuration: ServerConfiguration, store: SQLiteHistoryStore, clock: ManualPresenceClock, logger: Logger) throws
+        -> (Gateway, HistoryWriterService)
+    {
+        let (gateway, run) = try RollcallApplication.startGateway(configuration: configuration, store: store, logger: logger, clock: clock)
+        let writer = HistoryWriterService(
+            store: store, queue: gateway.history, gateway: gateway, runID: run.runID, configuration: configuration, logger: logger)
+        return (gateway, writer)
+    }
+
+    func start() throws {
+        (gateway, writer) = try Self.begin(configuration: configuration, store: store, clock: clock, logger: logger)
+        pending = []
+        connections = [:]
+    }
+
+    func agentID(_ i: Int) -> AgentID { AgentID("agent-\(i)")! }
+
+    /// Drops connections the server closed (timeout, superseded, stop).
+    func reap() {
+        let closed = closedByServer.withLock { $0 }
+        connections = connections.filter { !closed.contains($0.value.1) }
+    }
+
+    func connect(_ agent: Int, newBoot: Bool) {
+        if newBoot || boots[agent] == nil { boots[agent] = "boot-\(Int.random(in: 0...1_000_000))" }
+        let request = HandshakeRequest(agentID: agentID(agent), bootID: boots[agent])
+        let closed = closedByServer
+        let box = Mutex2<Int64>(-1)
+        let handle = ConnectionHandle { _, _ in closed.withLock { _ = $0.insert(box.withLock { $0 }) } }
+        guard let accepted = gateway.accept(request, remoteAddress: "127.0.0.1:1", handle: handle) else { return }
+        box.withLock { $0 = accepted.sessionID }
+        reap()
+        connections[agent] = (accepted.slot, accepted.sessionID)
+    }
+
+    func apply(_ step: Int) throws {
+        let op = step % Simulation.operationsCount
+        let agent = (step / Simulation.operationsCount) % HistoryPropertyTests.agents
+        let delay = HistoryPropertyTests.delays[step / (Simulation.operationsCount * HistoryPropertyTests.agents)]
+        clock.advance(by: 1)
+        switch op {
+        case 0:
+            connect(agent, newBoot: false)
+        case 1:
+            if let (slot, session) = connections[agent] { _ = gateway.heartbeat(slot: slot, session: session) }
+        case 2:
+            pass(delay)
+        case 3:
+            if let (slot, session) = connections.removeValue(forKey: agent) {
+                gateway.disconnect(slot: slot, session: session, kind: .abnormal(closeCode: nil))
+            }
+        case 4:
+            if let (slot, session) = connections.removeValue(forKey: agent) {
+                gateway.disconnect(slot: slot, session: session, kind: .goodbye(closeCode: 1000))
+            }
+        case 5:
+            pass(delay)
+            writer.flush(&pending, withCounters: true)
+        default:
+            switch agent {
+            case 0: try restartGracefully(downtime: delay)
+            case 1: try crash(downtime: delay)
+            case 2: connect(agent, newBoot: true)
+            default:
+                // Retention, as the writer runs it: after a flush, with a cutoff in the past.
+                writer.flush(&pending, withCounters: true)
+                _ = try store.prune(before: clock.now() - delay)
+            }
+        }
+    }
+
+    /// Time passes in sweeper-sized steps, as the real loop would see it.
+    func pass(_ delay: Millis) {
+        var left = delay
+        while left > 0 {
+            let tick = min(left, 10)
+            clock.advance(by: tick)
+            left -= tick
+            gateway.sweep()
+        }
+        reap()
+    }
+
+    static let operationsCount = HistoryPropertyTests.operations
+
+    func restartGracefully(downtime: Millis) throws {
+        try stopGracefully()
+        clock.advance(by: downtime)
+        try start()
+    }
+
+    /// The process dies: whatever the writer had not flushed is lost.
+    func crash(downtime: Millis) throws {
+        clock.advance(by: downtime)
+        try start()
+    }
+
+    func stopGracefully() throws {
+        gateway.stop()
+        reap()
+        writer.flush(&pending, withCounters: true)
+        #expect(pending.isEmpty)
+        try store.finishRun(writer.runID, now: clock.now())
+    }
+
+    func checkInvariants() throws {
+        try database.read { db in
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM sessions WHERE ended_at_ms IS NULL") == 0, "every session is closed")
+            #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM sessions WHERE ended_at_ms < started_at_ms") == 0)
+
+            // Transition ids increase with detection, and each agent's chain is consistent.
+            let rows = try Row.fetchAll(db, sql: "SELECT * FROM transitions ORDER BY id")
+            var lastDetected: Int64 = 0
+            var lastTo: [String: String] = [:]
+            var lastEffective: [String: Int64] = [:]
+            for row in rows {
+                let agent: String = row["agent_id"]
+                let detected: Int64 = row["detected_at_ms"]
+                let effective: Int64 = row["effective_at_ms"]
+                #expect(detected >= lastDetected, "ids follow detection order")
+                lastDetected = detected
+                #expect(detected >= effective, "noticed no earlier than it became true")
+                if let previous = lastTo[agent] {
+                    // (An agent's first row may follow a pruned one.)
+                    #expect((row["from_state"] as String?) == previous, "transition \(row["id"] as Int64) starts where the last one ended")
+                }
+                #expect(effective >= (lastEffective[agent] ?? 0), "effective times never go back")
+                lastTo[agent] = row["to_state"]
+                lastEffective[agent] = effective
+            }
+            for (agent, state) in lastTo {
+                #expect(try String.fetchOne(db, sql: "SELECT state FROM agents WHERE id = ?", arguments: [agent]) == state)
+            }
+
+            // Intervals tile time: contiguous, non-overlapping, only the last one open.
+            let intervals = try Row.fetchAll(db, sql: "SELECT * FROM presence_intervals ORDER BY agent_id, started_at_ms, ended_at_ms IS NULL")
+            for (a, b) in zip(intervals, intervals.dropFirst()) where (a["agent_id"] as String) == (b["agent_id"] as String) {
+                #expect((a["ended_at_ms"] as Int64?) == (b["started_at_ms"] as Int64), "no gap or overlap")
+            }
+
+            // uptime_daily agrees with the intervals, state by state (one statement: one 'now').
+            for state in ["online", "suspect", "offline", "unknown"] {
+                let difference = try Int64.fetchOne(
+                    db,
+                    sql: """
+                        SELECT COALESCE((SELECT SUM(\(state)_ms) FROM uptime_daily), 0)
+                             - COALESCE((SELECT SUM(MAX(0, COALESCE(ended_at_ms, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)) - started_at_ms))
+                                         FROM presence_intervals WHERE state = '\(state)'), 0)
+                        """)
+                #expect(difference == 0, "uptime_daily \(state)_ms agrees with presence_intervals")
+            }
+        }
+    }
+}
+

@@ -1,0 +1,41 @@
+import GRDB
+import RollcallCore
+import RollcallStore
+import Testing
+
+@Suite struct RetentionTests {
+    let t0: Millis = 1_764_000_000_000
+    let web = AgentID("web-01")!
+    let db1 = AgentID("db-01")!
+
+    @Test func pruningCutsTheFirstIntervalAtTheCutoffAndKeepsTheRestContiguous() throws {
+        let store = try SQLiteHistoryStore(writer: DatabaseQueue())
+        let run = try store.startRun(now: t0, pid: 1, version: "test").runID
+        func t(_ id: Int64, _ agent: AgentID, _ from: PresenceState?, _ to: PresenceState, _ at: Millis) -> HistoryEvent {
+            .transition(Transition(id: id, agentID: agent, from: from, to: to, reason: .connected, effectiveAt: at, detectedAt: at, sessionID: nil))
+        }
+        try store.write(
+            [
+                t(1, web, nil, .online, t0), t(2, web, .online, .offline, t0 + 1000), t(3, web, .offline, .online, t0 + 5000),
+                t(4, web, .online, .suspect, t0 + 9000), t(5, db1, nil, .online, t0 + 100),
+                .sessionOpened(SessionStart(id: 1, agentID: web, startedAt: t0, remoteAddress: nil, bootID: nil, intervalMs: 1, timeoutMs: 3, agentRestarted: nil)),
+                .sessionClosed(SessionEnd(id: 1, agentID: web, endedAt: t0 + 1000, reason: .goodbye, closeCode: 1000, heartbeats: 1, lastSeen: t0 + 1000)),
+                .sessionOpened(SessionStart(id: 2, agentID: web, startedAt: t0 + 5000, remoteAddress: nil, bootID: nil, intervalMs: 1, timeoutMs: 3, agentRestarted: nil)),
+            ], runID: run, aliveAt: t0 + 9000)
+        let report = try store.prune(before: t0 + 3000)
+        #expect(report.transitions == 1, "web's first transition goes; the offline one is cut to the cutoff")
+        #expect(report.sessions == 1)
+        let intervals = try store.writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT agent_id, state, started_at_ms, ended_at_ms FROM presence_intervals ORDER BY agent_id, started_at_ms")
+        }
+        let webRows = intervals.filter { ($0["agent_id"] as String) == "web-01" }
+        #expect(webRows.map { $0["state"] as String } == ["offline", "online", "suspect"])
+        #expect(webRows.first?["started_at_ms"] as Int64? == t0 + 3000, "the first remaining interval starts where pruning cut it")
+        for (a, b) in zip(webRows, webRows.dropFirst()) { #expect((a["ended_at_ms"] as Int64?) == (b["started_at_ms"] as Int64)) }
+        let dbRows = intervals.filter { ($0["agent_id"] as String) == "db-01" }
+        #expect(dbRows.first?["started_at_ms"] as Int64? == t0 + 3000)
+        #expect(try store.sessions(agent: "web-01", before: nil, limit: 10).map(\.id) == [2], "open and recent sessions stay")
+        // Pruning again at the same cutoff changes nothing.
+        #expect(try store.prune(before: t0 + 3000) == PruneReport(transitions: 0, sessions: 0, serverRuns: 0))
+    }
+}
