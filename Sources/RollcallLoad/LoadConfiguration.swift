@@ -1,0 +1,49 @@
+import RollcallCore
+
+/// What `rollcall-load` simulates.
+public struct LoadConfiguration: Sendable {
+    public enum Scenario: String, Sendable, CaseIterable {
+        /// Every agent connects (at `rampPerSecond`) and beats for the duration.
+        case steady
+        /// Agents keep leaving (bye) and coming back.
+        case churn
+        /// After the ramp and a settle period, `stormCount` agents drop their TCP connections at once.
+        case storm
+        /// Agents reconnect with backoff whenever the server goes away (restart the server under them).
+        case herd
+    }
+
+    public var host: String = "127.0.0.1"
+    public var port: Int = 7777
+    public var agents: Int = 1000
+    public var intervalMs: Int64 = 5000
+    public var rampPerSecond: Int = 2000
+    public var binary: Bool = false
+    /// Flood mode: `window` heartbeats in flight per connection, the next sent as each ack returns.
+    public var flood: Bool = false
+    public var window: Int = 8
+    public var durationSeconds: Double = 30
+    /// Local source addresses to spread connections over (each has ~28k ephemeral ports).
+    public var sourceAddresses: [String] = ["127.0.0.1"]
+    public var scenario: Scenario = .steady
+    public var stormCount: Int = 0
+    /// Seconds after the ramp before the storm.
+    public var settleSeconds: Double = 5
+    public var idPrefix: String = "load"
+    public var token: String?
+
+    public init() {}
+
+    /// `127.0.0.2-127.0.0.40` → every address in the range; loopback only.
+    public static func parseSources(_ text: String) -> [String]? {
+        let parts = text.split(separator: "-", maxSplits: 1).map(String.init)
+        func octets(_ s: String) -> [Int]? {
+            let o = s.split(separator: ".").compactMap { Int($0) }
+            return o.count == 4 && o.allSatisfy({ (0...255).contains($0) }) ? o : nil
+        }
+        guard let first = octets(parts[0]), first[0] == 127 else { return nil }
+        guard parts.count == 2 else { return [parts[0]] }
+        guard let last = octets(parts[1]), last[0] == 127, last[1] == first[1], last[2] == first[2], last[3] >= first[3] else { return nil }
+        return (first[3]...last[3]).map { "127.\(first[1]).\(first[2]).\($0)" }
+    }
+}

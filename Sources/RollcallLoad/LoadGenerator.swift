@@ -1,0 +1,105 @@
+import Foundation
+import Histogram
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOWebSocket
+import Synchronization
+
+/// Simulates thousands of agents from one process over real WebSocket connections, built on
+/// SwiftNIO directly so the generator costs far less per connection than the server it loads.
+public final class LoadGenerator: Sendable {
+    public let configuration: LoadConfiguration
+    public let stats = LoadStats()
+    let group: MultiThreadedEventLoopGroup
+    /// Open connections by agent index, so scenarios can make some of them leave.
+    private let channels = Mutex<[Int: any Channel]>([:])
+
+    public init(configuration: LoadConfiguration, threads: Int = 2) {
+        self.configuration = configuration
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+    }
+
+    public func shutdown() async throws { try await group.shutdownGracefully() }
+
+    /// Connects agent `index`. Returns `false` when the connection or upgrade failed.
+    @discardableResult
+    public func connect(_ index: Int) async -> Bool {
+        let configuration = self.configuration
+        let stats = self.stats
+        let source = configuration.sourceAddresses[index % configuration.sourceAddresses.count]
+        var path = "/v1/agent?id=\(configuration.idPrefix)-\(index)&interval_ms=\(configuration.intervalMs)&boot=b\(index)"
+        if configuration.flood { path = "/v1/agent?id=\(configuration.idPrefix)-\(index)&boot=b\(index)" }
+        var headers = HTTPHeaders()
+        headers.add(name: "Host", value: "\(configuration.host):\(configuration.port)")
+        headers.add(name: "Content-Length", value: "0")
+        if let token = configuration.token { headers.add(name: "Authorization", value: "Bearer \(token)") }
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path, headers: headers)
+        let onClosed: @Sendable (Int?, Bool) -> Void = { [weak self] code, expected in
+            _ = self?.channels.withLock { $0.removeValue(forKey: index) }
+            stats.update { s in
+                s.connected -= 1
+                if !expected { s.unexpectedCloses[code ?? 1006, default: 0] += 1 }
+            }
+        }
+        do {
+            let bootstrap = try ClientBootstrap(group: group)
+                .channelOption(.socketOption(.so_reuseaddr), value: 1)
+                .connectTimeout(.seconds(10))
+                .bind(to: SocketAddress(ipAddress: source, port: 0))
+            let upgraded: EventLoopFuture<Bool> = try await bootstrap.connect(host: configuration.host, port: configuration.port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let upgrader = NIOTypedWebSocketClientUpgrader<Bool>(
+                        maxFrameSize: 1 << 14,
+                        upgradePipelineHandler: { channel, _ in
+                            channel.eventLoop.makeCompletedFuture {
+                                try channel.pipeline.syncOperations.addHandler(
+                                    LoadConnection(configuration: configuration, stats: stats, onClosed: onClosed))
+                                stats.update { $0.connected += 1 }
+                                self.register(index, channel)
+                                return true
+                            }
+                        })
+                    let upgrade = NIOTypedHTTPClientUpgradeConfiguration(
+                        upgradeRequestHead: head, upgraders: [upgrader],
+                        notUpgradingCompletionHandler: { channel in channel.eventLoop.makeCompletedFuture { false } })
+                    return try channel.pipeline.syncOperations.configureUpgradableHTTPClientPipeline(
+                        configuration: .init(upgradeConfiguration: upgrade))
+                }
+            }
+            guard try await upgraded.get() else {
+                stats.update { $0.failedConnects += 1 }
+                return false
+            }
+            return true
+        } catch {
+            stats.update { $0.failedConnects += 1 }
+            return false
+        }
+    }
+
+    /// Remembers the channel of agent `index` once it is up (for scenarios that drop agents).
+    func register(_ index: Int, _ channel: any Channel) {
+        channels.withLock { $0[index] = channel }
+    }
+
+    /// Makes `indices` leave: abruptly (TCP close, no close frame) or politely (bye + 1000).
+    public func leave(_ indices: [Int], abrupt: Bool) async {
+        let targets = channels.withLock { map in indices.compactMap { map[$0] } }
+        await withTaskGroup(of: Void.self) { group in
+            for channel in targets {
+                group.addTask {
+                    try? await channel.eventLoop.submit {
+                        let handler = try channel.pipeline.syncOperations.handler(type: LoadConnection.self)
+                        let context = try channel.pipeline.syncOperations.context(handlerType: LoadConnection.self)
+                        handler.leave(context: context, abrupt: abrupt)
+                    }.get()
+                }
+            }
+        }
+    }
+
+    public var openConnections: Int { channels.withLock { $0.count } }
+
+    func channelsContain(_ index: Int) -> Bool { channels.withLock { $0[index] != nil } }
+}

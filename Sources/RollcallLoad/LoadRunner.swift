@@ -1,0 +1,165 @@
+import Foundation
+import Histogram
+
+/// Runs a scenario and summarises it.
+public struct LoadReport: Sendable {
+    public struct Phase: Sendable {
+        public var name: String
+        public var seconds: Double
+        public var acks: Int
+        public var p50Micros: UInt64
+        public var p99Micros: UInt64
+        public var p999Micros: UInt64
+        public var maxMicros: UInt64
+
+        public var acksPerSecond: Double { seconds > 0 ? Double(acks) / seconds : 0 }
+    }
+
+    public var scenario: String
+    public var agents: Int
+    public var connected: Int
+    public var failedConnects: Int
+    public var unexpectedCloses: [Int: Int]
+    public var lateBeats: Int
+    public var rampSeconds: Double
+    public var phases: [Phase]
+    public var extra: [String: Double] = [:]
+
+    /// One line of JSON for scripts.
+    public var json: String {
+        func phase(_ p: Phase) -> String {
+            #"{"name":"\#(p.name)","seconds":\#(String(format: "%.3f", p.seconds)),"acks":\#(p.acks),"acks_per_second":\#(String(format: "%.1f", p.acksPerSecond)),"rtt_p50_us":\#(p.p50Micros),"rtt_p99_us":\#(p.p99Micros),"rtt_p999_us":\#(p.p999Micros),"rtt_max_us":\#(p.maxMicros)}"#
+        }
+        let closes = unexpectedCloses.sorted { $0.key < $1.key }.map { #""\#($0.key)":\#($0.value)"# }.joined(separator: ",")
+        let extras = extra.sorted { $0.key < $1.key }.map { #""\#($0.key)":\#(String(format: "%.3f", $0.value))"# }.joined(separator: ",")
+        return #"{"scenario":"\#(scenario)","agents":\#(agents),"connected":\#(connected),"failed_connects":\#(failedConnects),"unexpected_closes":{\#(closes)},"late_beats":\#(lateBeats),"ramp_seconds":\#(String(format: "%.3f", rampSeconds)),"phases":[\#(phases.map(phase).joined(separator: ","))]"# + (extras.isEmpty ? "" : ",\(extras)") + "}"
+    }
+
+    public var table: String {
+        var lines = [
+            "scenario \(scenario): \(agents) agents, \(connected) connected at the end, ramp \(String(format: "%.1f", rampSeconds)) s",
+            "failed connects \(failedConnects), unexpected closes \(unexpectedCloses.isEmpty ? "0" : unexpectedCloses.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: " ")), late beats \(lateBeats)",
+            "phase          seconds      acks     acks/s    p50 ms    p99 ms  p99.9 ms    max ms",
+        ]
+        for p in phases {
+            lines.append(
+                p.name.padding(toLength: 12, withPad: " ", startingAt: 0)
+                    + String(format: "%9.1f %9d %10.0f %9.3f %9.3f %9.3f %9.3f", p.seconds, p.acks, p.acksPerSecond,
+                        Double(p.p50Micros) / 1000, Double(p.p99Micros) / 1000, Double(p.p999Micros) / 1000, Double(p.maxMicros) / 1000))
+        }
+        for (k, v) in extra.sorted(by: { $0.key < $1.key }) { lines.append("\(k): \(String(format: "%.3f", v))") }
+        return lines.joined(separator: "\n")
+    }
+}
+
+extension LoadGenerator {
+    /// Runs the configured scenario to its end.
+    public func run(log: @Sendable (String) -> Void = { _ in }) async -> LoadReport {
+        let started = ContinuousClock.now
+        await ramp(log: log)
+        let rampSeconds = seconds(since: started)
+        log("ramp done: \(stats.snapshot.connected) connected in \(String(format: "%.1f", rampSeconds)) s")
+        _ = stats.takeHistogram()
+        var phases: [LoadReport.Phase] = []
+        var extra: [String: Double] = [:]
+        switch configuration.scenario {
+        case .steady, .herd:
+            phases.append(await measure("steady", seconds: configuration.durationSeconds, reconnect: configuration.scenario == .herd, log: log))
+        case .churn:
+            phases.append(await churn(seconds: configuration.durationSeconds))
+        case .storm:
+            phases.append(await measure("before", seconds: configuration.settleSeconds, reconnect: false, log: log))
+            let victims = Array(0..<min(configuration.stormCount, configuration.agents))
+            let stormStart = ContinuousClock.now
+            extra["storm_unix_ms"] = Date().timeIntervalSince1970 * 1000
+            await leave(victims, abrupt: true)
+            extra["storm_drop_seconds"] = seconds(since: stormStart)
+            log("dropped \(victims.count) connections")
+            phases.append(await measure("storm", seconds: max(1, configuration.durationSeconds), reconnect: false, log: log))
+        }
+        let snapshot = stats.snapshot
+        return LoadReport(
+            scenario: configuration.scenario.rawValue, agents: configuration.agents, connected: snapshot.connected,
+            failedConnects: snapshot.failedConnects, unexpectedCloses: snapshot.unexpectedCloses, lateBeats: snapshot.lateBeats,
+            rampSeconds: rampSeconds, phases: phases, extra: extra)
+    }
+
+    /// Opens every connection at `rampPerSecond`, a bounded number in flight at once.
+    func ramp(log: @Sendable (String) -> Void) async {
+        let perBatch = max(1, configuration.rampPerSecond / 20)
+        var next = 0
+        let start = ContinuousClock.now
+        while next < configuration.agents {
+            let batch = next..<min(configuration.agents, next + perBatch)
+            await withTaskGroup(of: Void.self) { group in
+                for i in batch { group.addTask { await self.connect(i) } }
+            }
+            next = batch.upperBound
+            let due = start + .milliseconds(Int64(next) * 1000 / Int64(max(1, configuration.rampPerSecond)))
+            if due > .now { try? await Task.sleep(until: due, clock: .continuous) }
+        }
+    }
+
+    /// Collects acks for `seconds`; with `reconnect`, reopens dropped agents with full-jitter backoff.
+    func measure(_ name: String, seconds duration: Double, reconnect: Bool, log: @Sendable (String) -> Void) async -> LoadReport.Phase {
+        let start = ContinuousClock.now
+        let end = start + .milliseconds(Int64(duration * 1000))
+        var lastReport = start
+        var attempts: [Int: Int] = [:]
+        while ContinuousClock.now < end {
+            try? await Task.sleep(for: .milliseconds(200))
+            if reconnect {
+                let missing = (0..<configuration.agents).filter { !isOpen($0) }
+                if !missing.isEmpty {
+                    await withTaskGroup(of: Void.self) { group in
+                        for i in missing.prefix(2000) {
+                            let attempt = attempts[i, default: 0]
+                            attempts[i] = attempt + 1
+                            let ceiling = min(5000, 100 << min(attempt, 6))
+                            group.addTask {
+                                try? await Task.sleep(for: .milliseconds(Int64.random(in: 0...Int64(ceiling))))
+                                if await self.connect(i) { self.stats.update { $0.reconnects += 1 } }
+                            }
+                        }
+                    }
+                }
+            }
+            if ContinuousClock.now - lastReport > .seconds(5) {
+                lastReport = .now
+                let s = stats.snapshot
+                log("\(name): \(s.connected) connected, \(s.acks) acks, \(s.failedConnects) failed connects")
+            }
+        }
+        return phase(name, since: start)
+    }
+
+    func churn(seconds duration: Double) async -> LoadReport.Phase {
+        let start = ContinuousClock.now
+        let end = start + .milliseconds(Int64(duration * 1000))
+        while ContinuousClock.now < end {
+            // Each second, 1% of the fleet leaves politely and as many come back.
+            let leaving = (0..<max(1, configuration.agents / 100)).map { _ in Int.random(in: 0..<configuration.agents) }.filter(isOpen)
+            await leave(leaving, abrupt: false)
+            try? await Task.sleep(for: .milliseconds(500))
+            await withTaskGroup(of: Void.self) { group in
+                for i in leaving where !isOpen(i) { group.addTask { await self.connect(i) } }
+            }
+            try? await Task.sleep(for: .milliseconds(500))
+        }
+        return phase("churn", since: start)
+    }
+
+    func phase(_ name: String, since start: ContinuousClock.Instant) -> LoadReport.Phase {
+        let histogram = stats.takeHistogram()
+        return LoadReport.Phase(
+            name: name, seconds: seconds(since: start), acks: Int(histogram.totalCount), p50Micros: histogram.valueAtPercentile(50),
+            p99Micros: histogram.valueAtPercentile(99), p999Micros: histogram.valueAtPercentile(99.9), maxMicros: histogram.max)
+    }
+
+    func isOpen(_ index: Int) -> Bool { channelsContain(index) }
+
+    func seconds(since start: ContinuousClock.Instant) -> Double {
+        let d = ContinuousClock.now - start
+        return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    }
+}

@@ -1,0 +1,68 @@
+import ArgumentParser
+import Foundation
+import RollcallLoad
+
+@main
+struct LoadCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rollcall-load",
+        abstract: "Simulate thousands of Rollcall agents from one process (loopback only).",
+        discussion: "Prints a table and, last, one JSON line. Each process holds at most ~19,900 connections here (open-file limit)."
+    )
+
+    @Option(help: "Server address (loopback only).") var host: String = "127.0.0.1"
+    @Option(help: "Server port.") var port: Int = 7777
+    @Option(help: "Number of simulated agents.") var agents: Int = 1000
+    @Option(name: .customLong("interval-ms"), help: "Heartbeat interval each agent asks for.") var intervalMs: Int64 = 5000
+    @Option(help: "New connections per second during the ramp.") var ramp: Int = 2000
+    @Flag(help: "Send 9-byte binary heartbeats.") var binary = false
+    @Flag(help: "Flood: keep --window heartbeats in flight per connection, each ack triggering the next.") var flood = false
+    @Option(help: "Heartbeats in flight per connection with --flood.") var window: Int = 8
+    @Option(help: "Seconds to measure after the ramp.") var duration: Double = 30
+    @Option(help: "Source addresses, e.g. 127.0.0.2-127.0.0.40, to pass ~28k ephemeral ports per address.") var source: String = "127.0.0.1"
+    @Option(help: "steady, churn, storm or herd.") var scenario: String = "steady"
+    @Option(name: .customLong("storm-count"), help: "Agents that drop at once in the storm scenario.") var stormCount: Int = 0
+    @Option(help: "Seconds between the ramp and the storm.") var settle: Double = 5
+    @Option(name: .customLong("id-prefix"), help: "Agent ids are PREFIX-N.") var idPrefix: String = "load"
+    @Option(help: "Event-loop threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    func validate() throws {
+        guard host.hasPrefix("127.") || host == "::1" || host == "localhost" else {
+            throw ValidationError("--host must be a loopback address (127.0.0.0/8 or ::1); the load generator never targets other hosts")
+        }
+        guard LoadConfiguration.parseSources(source) != nil else {
+            throw ValidationError("--source must be a loopback address or range, e.g. 127.0.0.2-127.0.0.40")
+        }
+        guard LoadConfiguration.Scenario(rawValue: scenario) != nil else { throw ValidationError("--scenario must be steady, churn, storm or herd") }
+        guard (1...200_000).contains(agents) else { throw ValidationError("--agents must be between 1 and 200000") }
+        guard intervalMs >= 10 else { throw ValidationError("--interval-ms must be at least 10") }
+        guard duration > 0, duration <= 3600 else { throw ValidationError("--duration must be between 0 and 3600 seconds") }
+        guard (1...1000).contains(window) else { throw ValidationError("--window must be between 1 and 1000") }
+    }
+
+    func run() async throws {
+        var configuration = LoadConfiguration()
+        configuration.host = host
+        configuration.port = port
+        configuration.agents = agents
+        configuration.intervalMs = intervalMs
+        configuration.rampPerSecond = ramp
+        configuration.binary = binary
+        configuration.flood = flood
+        configuration.window = window
+        configuration.durationSeconds = duration
+        configuration.sourceAddresses = LoadConfiguration.parseSources(source)!
+        configuration.scenario = LoadConfiguration.Scenario(rawValue: scenario)!
+        configuration.stormCount = stormCount
+        configuration.settleSeconds = settle
+        configuration.idPrefix = idPrefix
+        configuration.token = ProcessInfo.processInfo.environment["ROLLCALL_TOKEN"]
+        let generator = LoadGenerator(configuration: configuration, threads: threads)
+        let report = await generator.run { line in
+            FileHandle.standardError.write(Data((line + "\n").utf8))
+        }
+        print(report.table)
+        print(report.json)
+        try await generator.shutdown()
+    }
+}
