@@ -46,7 +46,8 @@ CREATE TABLE sessions (
     interval_ms       INTEGER,
     timeout_ms        INTEGER,
     agent_restarted   INTEGER,                     -- 1: new boot id (agent restart), 0: same boot id (network blip), NULL: unknown
-    server_run_id     INTEGER
+    server_run_id     INTEGER,
+    rtt_ms            REAL                         -- smoothed WebSocket ping round-trip time, when measured
 );
 CREATE INDEX sessions_by_agent ON sessions (agent_id, id);
 CREATE INDEX sessions_open ON sessions (ended_at_ms) WHERE ended_at_ms IS NULL;

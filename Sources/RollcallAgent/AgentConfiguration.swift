@@ -1,3 +1,4 @@
+import Foundation
 import RollcallCore
 
 /// How a `rollcall-agent` connects and beats.
@@ -33,6 +34,23 @@ public struct AgentConfiguration: Sendable {
         var url = base + "?id=" + agentID.rawValue + "&boot=" + bootID
         if let interval = requestedIntervalMs { url += "&interval_ms=\(interval)" }
         return url
+    }
+
+    /// Host, port and path of the handshake for a plain HTTP probe (`ws://` only).
+    var plainTarget: (host: String, port: Int, path: String)? {
+        let url = handshakeURL
+        guard url.lowercased().hasPrefix("ws://") else { return nil }
+        let rest = url.dropFirst(5)
+        let hostPort = rest.prefix(while: { $0 != "/" })
+        let path = String(rest.dropFirst(hostPort.count))
+        var host = String(hostPort)
+        var port = 80
+        if let colon = hostPort.lastIndex(of: ":"), !hostPort.hasSuffix("]") {
+            host = String(hostPort[..<colon])
+            port = Int(hostPort[hostPort.index(after: colon)...]) ?? 80
+        }
+        host = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        return (host, port, path)
     }
 
     public static func makeBootID() -> String {

@@ -15,6 +15,8 @@ public enum AgentSessionOutcome: Sendable, Equatable {
     case closedByServer(code: Int?, reason: String?)
     /// The connection could not be made or broke.
     case failed(String)
+    /// The server refused the handshake with this answer.
+    case refused(HandshakeRefusal)
 }
 
 /// Observations an embedding program (the demo, tests) may want.
@@ -40,22 +42,42 @@ public struct AgentRunner: Sendable {
         self.events = events
     }
 
-    /// Runs until graceful shutdown or cancellation, reconnecting as needed.
-    public func run() async {
+    /// Runs until graceful shutdown or cancellation, reconnecting as needed. Throws ``AgentStop``
+    /// when retrying cannot help: a refused or revoked token, a refused id.
+    public func run() async throws {
         var backoff = Backoff(initial: configuration.initialBackoff, maximum: configuration.maxBackoff)
         var rng = SystemRandomNumberGenerator()
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             let outcome = await runOnce(onWelcome: { backoff.reset() })
             if Task.isCancelled || Task.isShuttingDownGracefully || outcome == .saidGoodbye { return }
+            var floor: Duration = .zero
             switch outcome {
             case .closedByServer(let code, let reason):
                 logger.warning("server closed the connection", metadata: ["code": "\(code.map(String.init) ?? "-")", "reason": "\(reason ?? "")"])
+                if code == Int(CloseCode.removed.rawValue) {
+                    throw AgentStop(exitCode: 77, message: "the server removed this agent or revoked its token (close 4003): \(reason ?? "")")
+                }
+                if code == Int(CloseCode.superseded.rawValue) {
+                    logger.error("another connection with id \(configuration.agentID) took over; is a second agent using this id?")
+                    floor = configuration.maxBackoff
+                }
+            case .refused(let refusal):
+                let text = "the server refused the handshake: \(refusal.status) \(refusal.code ?? "") \(refusal.message ?? "")"
+                switch refusal.status {
+                case 401, 403: throw AgentStop(exitCode: 77, message: text)
+                case 400, 404: throw AgentStop(exitCode: 78, message: text)
+                default:
+                    logger.warning("handshake refused", metadata: ["status": "\(refusal.status)", "cause": "\(refusal.code ?? "-")"])
+                    floor = .seconds(refusal.retryAfterSeconds ?? 0)
+                }
             case .failed(let why):
                 logger.warning("connection failed", metadata: ["error": "\(why)"])
             case .saidGoodbye:
                 return
             }
-            let delay = backoff.nextDelay(using: &rng)
+            // Full jitter, but never sooner than the server asked.
+            let jittered = backoff.nextDelay(using: &rng)
+            let delay = floor > .zero ? floor + jittered / 4 : jittered
             logger.info("reconnecting", metadata: ["in_ms": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)"])
             await pause(delay)
         }
@@ -132,6 +154,12 @@ public struct AgentRunner: Sendable {
         } catch {
             if saidBye.isSet { return .saidGoodbye }
             if welcomed.isSet { onWelcome() }
+            if "\(error)".contains("upgrade failed"), let target = configuration.plainTarget,
+                let refusal = await HandshakeProbe.fetch(host: target.host, port: target.port, path: target.path, token: configuration.token),
+                refusal.status >= 400
+            {
+                return .refused(refusal)
+            }
             return .failed("\(error)")
         }
     }

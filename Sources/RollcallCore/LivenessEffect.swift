@@ -58,11 +58,13 @@ public struct SessionEnd: Sendable, Equatable {
     public var closeCode: Int?
     public var heartbeats: Int64
     public var lastSeen: Millis
+    public var rttMs: Double?
 
     public init(
         id: Int64, agentID: AgentID, endedAt: Millis, reason: SessionEndReason, closeCode: Int?, heartbeats: Int64,
-        lastSeen: Millis
+        lastSeen: Millis, rttMs: Double? = nil
     ) {
+        self.rttMs = rttMs
         self.id = id
         self.agentID = agentID
         self.endedAt = endedAt

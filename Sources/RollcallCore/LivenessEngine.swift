@@ -23,6 +23,10 @@ public struct LivenessEngine: Sendable {
         /// Arrival of the last heartbeat on the current session, for inter-arrival times.
         var lastBeat: Millis?
         var estimate = PhiAccrualEstimate()
+        /// Smoothed ping round trip on the current session.
+        var rttMs: Double?
+        /// Last pong: proof the TCP path works; reported, but only messages hold the deadline.
+        var lastPong: Millis = 0
         var warmupDeadline: Millis?
         /// Due time of this record's live heap entry, if any.
         var scheduled: Millis?
@@ -45,8 +49,11 @@ public struct LivenessEngine: Sendable {
 
     /// Loads an agent known from the history. An agent in `unknown` gets a warm-up of one timeout
     /// from `now` before it may be called offline: monitor downtime is never charged to agents.
-    public mutating func restore(agent id: AgentID, state: PresenceState, since: Millis, lastSeen: Millis?, timeoutMs: Int64?, now: Millis) {
+    public mutating func restore(
+        agent id: AgentID, state: PresenceState, since: Millis, lastSeen: Millis?, timeoutMs: Int64?, bootID: String? = nil, now: Millis
+    ) {
         let slot = self.slot(for: id, now: now)
+        records[Int(slot)].bootID = bootID
         records[Int(slot)].state = state
         records[Int(slot)].stateSince = since
         records[Int(slot)].lastSeen = lastSeen ?? since
@@ -82,7 +89,7 @@ public struct LivenessEngine: Sendable {
                 .sessionClosed(
                     SessionEnd(
                         id: old, agentID: id, endedAt: now, reason: .superseded, closeCode: Int(CloseCode.superseded.rawValue),
-                        heartbeats: r.heartbeats, lastSeen: r.lastSeen)))
+                        heartbeats: r.heartbeats, lastSeen: r.lastSeen, rttMs: r.rttMs)))
         }
         let grant = configuration.grant(requestedIntervalMs: requestedIntervalMs)
         let sessionID = nextSessionID
@@ -100,6 +107,7 @@ public struct LivenessEngine: Sendable {
         r.heartbeats = 0
         r.flushedHeartbeats = 0
         r.lastBeat = nil
+        r.rttMs = nil
         r.bootID = bootID ?? r.bootID
         r.warmupDeadline = nil
         records[Int(slot)] = r
@@ -132,6 +140,16 @@ public struct LivenessEngine: Sendable {
         let t = transition(slot, to: .online, reason: .heartbeat, effectiveAt: now, now: now)
         scheduleNextCheck(slot)
         return [.transition(t)]
+    }
+
+    /// A pong arrived on `session` after `rttMs`: recorded for the RTT and `last_seen` reports.
+    /// It does not hold the liveness deadline: a client whose library answers pings while its
+    /// agent sends nothing is still timed out.
+    public mutating func pong(slot: Slot, session: Int64, rttMs: Double, now: Millis) {
+        let i = Int(slot)
+        guard records[i].session == session else { return }
+        records[i].lastPong = now
+        records[i].rttMs = records[i].rttMs.map { $0 * 0.75 + rttMs * 0.25 } ?? rttMs
     }
 
     /// The connection for `session` ended. Ignored when `session` is no longer the agent's
@@ -173,7 +191,7 @@ public struct LivenessEngine: Sendable {
             .sessionClosed(
                 SessionEnd(
                     id: session, agentID: r.id, endedAt: now, reason: endReason, closeCode: code, heartbeats: r.heartbeats,
-                    lastSeen: r.lastSeen))
+                    lastSeen: r.lastSeen, rttMs: r.rttMs))
         ]
         if let (state, reason) = target, state != r.state {
             effects.append(.transition(transition(slot, to: state, reason: reason, effectiveAt: now, now: now)))
@@ -183,6 +201,21 @@ public struct LivenessEngine: Sendable {
         if records[i].state == .unknown { records[i].warmupDeadline = nil }
         scheduleNextCheck(slot)
         return effects
+    }
+
+    /// An operator ends an agent's presence: `kicked` (it may come back) or `removed` (its
+    /// registration is gone). Closes its connection with 4002 or 4003.
+    public mutating func end(_ id: AgentID, removed: Bool, now: Millis) -> [LivenessEffect] {
+        guard let slot = index[id] else { return [] }
+        let i = Int(slot)
+        if let session = records[i].session {
+            let code: CloseCode = removed ? .removed : .kicked
+            return [.close(sessionID: session, code: code, reason: removed ? "agent removed by an operator" : "kicked by an operator")]
+                + disconnect(slot: slot, session: session, kind: removed ? .removed : .kicked, now: now)
+        }
+        guard records[i].state != nil, records[i].state != .offline else { return [] }
+        records[i].warmupDeadline = nil
+        return [.transition(transition(slot, to: .offline, reason: removed ? .removed : .kicked, effectiveAt: now, now: now))]
     }
 
     /// Every connected or suspect agent becomes `unknown` (`server_stopped`) and every open
@@ -240,7 +273,8 @@ public struct LivenessEngine: Sendable {
                     .sessionClosed(
                         SessionEnd(
                             id: session, agentID: r.id, endedAt: now, reason: .timeout,
-                            closeCode: Int(CloseCode.heartbeatTimeout.rawValue), heartbeats: r.heartbeats, lastSeen: r.lastSeen)))
+                            closeCode: Int(CloseCode.heartbeatTimeout.rawValue), heartbeats: r.heartbeats, lastSeen: r.lastSeen,
+                            rttMs: r.rttMs)))
             }
             effects.append(.transition(transition(slot, to: .offline, reason: .timeout, effectiveAt: due, now: now)))
             records[i].session = nil
@@ -330,6 +364,10 @@ extension LivenessEngine {
         public var suspectAt: Millis?
         /// The phi detector's estimate, when that detector is in use.
         public var estimate: PhiAccrualEstimate?
+        /// Smoothed ping round trip of the current session.
+        public var rttMs: Double?
+        /// The latest sign of life of any kind, pongs included.
+        public var lastSignOfLife: Millis
     }
 
     public func slot(of id: AgentID) -> Slot? { index[id] }
@@ -356,7 +394,7 @@ extension LivenessEngine {
         return AgentStatus(
             id: r.id, state: r.state, since: r.stateSince, lastSeen: r.lastSeen, sessionID: r.session, intervalMs: r.intervalMs,
             timeoutMs: r.timeoutMs, heartbeats: r.heartbeats, offlineAt: offlineAt, suspectAt: suspectAt,
-            estimate: configuration.detector == .fixed ? nil : r.estimate)
+            estimate: configuration.detector == .fixed ? nil : r.estimate, rttMs: r.rttMs, lastSignOfLife: max(r.lastSeen, r.lastPong))
     }
 
     public var agentCount: Int { records.count }
@@ -373,12 +411,14 @@ extension LivenessEngine {
         public var agentID: AgentID
         public var heartbeats: Int64
         public var lastSeen: Millis
+        public var rttMs: Double?
 
-        public init(sessionID: Int64, agentID: AgentID, heartbeats: Int64, lastSeen: Millis) {
+        public init(sessionID: Int64, agentID: AgentID, heartbeats: Int64, lastSeen: Millis, rttMs: Double? = nil) {
             self.sessionID = sessionID
             self.agentID = agentID
             self.heartbeats = heartbeats
             self.lastSeen = lastSeen
+            self.rttMs = rttMs
         }
     }
 
@@ -387,7 +427,10 @@ extension LivenessEngine {
         for i in records.indices {
             guard let session = records[i].session else { continue }
             if records[i].heartbeats != records[i].flushedHeartbeats || records[i].lastSeen != records[i].flushedLastSeen {
-                out.append(.init(sessionID: session, agentID: records[i].id, heartbeats: records[i].heartbeats, lastSeen: records[i].lastSeen))
+                out.append(
+                    .init(
+                        sessionID: session, agentID: records[i].id, heartbeats: records[i].heartbeats,
+                        lastSeen: max(records[i].lastSeen, records[i].lastPong), rttMs: records[i].rttMs))
                 records[i].flushedHeartbeats = records[i].heartbeats
                 records[i].flushedLastSeen = records[i].lastSeen
             }

@@ -78,14 +78,14 @@ public struct DemoFleet: Service {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             switch behaviour {
             case .steady:
-                await AgentRunner(configuration: configuration, logger: quiet).run()
+                try? await AgentRunner(configuration: configuration, logger: quiet).run()
                 return
             case .flappy:
                 var events = AgentEvents()
                 // Skip three beats in every 20–40: long enough to be overdue, short of the timeout.
                 let period = UInt64.random(in: 20...40)
                 events.shouldBeat = { seq in seq % period < period - 3 || seq < period }
-                await AgentRunner(configuration: configuration, logger: quiet, events: events).run()
+                try? await AgentRunner(configuration: configuration, logger: quiet, events: events).run()
                 return
             case .commuter, .vanisher, .dropper:
                 await cycle(behaviour: behaviour, configuration: &configuration, logger: quiet)

@@ -35,11 +35,19 @@ final class AgentChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
     private var scratch: [UInt8] = []
     private var remote = "-"
 
-    init(gateway: Gateway, request: HandshakeRequest, maxMessageBytes: Int, closeGrace: Duration, logger: Logger) {
+    private var flood: TokenBucket
+    private var floodRate: Double
+    private let slowReaderGrace: TimeAmount
+    private var slowReaderCheck: Scheduled<Void>?
+
+    init(gateway: Gateway, request: HandshakeRequest, configuration: ServerConfiguration, logger: Logger) {
         self.gateway = gateway
         self.request = request
-        self.maxMessageBytes = maxMessageBytes
-        self.closeGrace = .nanoseconds(Int64(closeGrace.components.seconds) * 1_000_000_000 + closeGrace.components.attoseconds / 1_000_000_000)
+        self.maxMessageBytes = configuration.maxMessageBytes
+        self.closeGrace = .init(configuration.closeGrace)
+        self.slowReaderGrace = .init(configuration.limits.slowReaderGrace)
+        self.floodRate = configuration.limits.messagesPerSecond
+        self.flood = TokenBucket(rate: configuration.limits.messagesPerSecond, burst: configuration.limits.messageBurst)
         self.logger = logger
         scratch.reserveCapacity(96)
     }
@@ -50,12 +58,19 @@ final class AgentChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
         }
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
-        let handle = ConnectionHandle { code, reason in
-            eventLoop.execute {
-                let (handler, context) = loopBound.value
-                handler.serverClose(context: context, code: code, reason: reason)
-            }
-        }
+        let handle = ConnectionHandle(
+            close: { code, reason in
+                eventLoop.execute {
+                    let (handler, context) = loopBound.value
+                    handler.serverClose(context: context, code: code, reason: reason)
+                }
+            },
+            ping: {
+                eventLoop.execute {
+                    let (handler, context) = loopBound.value
+                    handler.sendPing(context: context)
+                }
+            })
         guard let accepted = gateway.accept(request, remoteAddress: remote, handle: handle) else {
             sendClose(context: context, code: .goingAway, reason: "server stopping")
             return
@@ -63,6 +78,10 @@ final class AgentChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
         slot = accepted.slot
         session = accepted.sessionID
         reported = false
+        // An agent granted a short interval may beat faster than the default flood limit.
+        let granted = 1000 / Double(max(1, accepted.intervalMs))
+        if granted * 4 > flood.rate { flood = TokenBucket(rate: granted * 4, burst: granted * 8) }
+        floodRate = flood.rate
         let welcome = WireCodec.encode(
             .welcome(
                 Welcome(
@@ -103,10 +122,15 @@ final class AgentChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
             }
         case .ping:
             guard phase == .open || phase == .saidBye else { return }
+            guard context.channel.isWritable else { return }
             context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)), promise: nil)
             pendingFlush = true
         case .pong:
-            break
+            var data = frame.unmaskedData
+            if data.readableBytes == 8, let sent = data.readInteger(as: UInt64.self) {
+                let rtt = Double(DispatchTimeNanos.now() &- sent) / 1_000_000
+                if rtt >= 0 && rtt < 600_000 { gateway.pong(slot: slot, session: session, rttMs: rtt) }
+            }
         case .connectionClose:
             receivedClose(context: context, frame: frame)
         default:
@@ -160,6 +184,11 @@ final class AgentChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
 
     private func handleMessage(context: ChannelHandlerContext, opcode: WebSocketOpcode, data: ByteBuffer) {
         guard phase == .open else { return }
+        guard flood.take() else {
+            return violation(
+                context: context,
+                .init(.policyViolation, "heartbeat flood: more than \(Int(floodRate)) messages per second", cause: "flood"))
+        }
         if opcode == .binary {
             do {
                 let seq = try data.withUnsafeReadableBytes { bytes throws(ProtocolViolation) in try WireCodec.decodeAgentBinary(bytes) }
@@ -224,6 +253,33 @@ final class AgentChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
         }
     }
 
+    // MARK: Pings and slow readers
+
+    /// A ping whose payload is our monotonic send time, so the pong gives the round trip.
+    func sendPing(context: ChannelHandlerContext) {
+        guard phase == .open, context.channel.isWritable else { return }
+        var data = context.channel.allocator.buffer(capacity: 8)
+        data.writeInteger(DispatchTimeNanos.now())
+        context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .ping, data: data)), promise: nil)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            slowReaderCheck?.cancel()
+            slowReaderCheck = nil
+        } else if slowReaderCheck == nil {
+            // A peer that stops reading its acks is closed, never buffered without bound.
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            slowReaderCheck = context.eventLoop.scheduleTask(in: slowReaderGrace) {
+                let (handler, context) = loopBound.value
+                guard !context.channel.isWritable else { return }
+                handler.violation(context: context, .init(.policyViolation, "slow reader: acks not read", cause: "slow_reader"))
+                context.close(promise: nil)
+            }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
     // MARK: Closing
 
     /// The gateway ended this session (timeout, superseded, server stop…): send the close frame.
@@ -234,10 +290,11 @@ final class AgentChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
         sendClose(context: context, code: code, reason: reason)
     }
 
-    private func violation(context: ChannelHandlerContext, _ violation: ProtocolViolation) {
+    fileprivate func violation(context: ChannelHandlerContext, _ violation: ProtocolViolation) {
         logger.notice(
             "protocol violation",
             metadata: ["agent": "\(request.agentID)", "remote": "\(remote)", "code": "\(violation.code.rawValue)", "cause": "\(violation.reason)"])
+        gateway.counters.violated(violation.cause)
         report(.protocolViolation(violation.code))
         if phase == .open || phase == .saidBye { sendClose(context: context, code: violation.code, reason: violation.reason) }
     }
@@ -267,5 +324,16 @@ final class AgentChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
         var out = context.channel.allocator.buffer(capacity: text.utf8.count)
         out.writeString(text)
         context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: out)), promise: nil)
+    }
+}
+
+/// Monotonic nanoseconds for ping payloads.
+enum DispatchTimeNanos {
+    static func now() -> UInt64 { UInt64(NIODeadline.now().uptimeNanoseconds) }
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        self = .nanoseconds(Int64(duration.components.seconds) * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
     }
 }

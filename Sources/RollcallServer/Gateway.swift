@@ -6,12 +6,32 @@ import Synchronization
 /// A live agent connection as the gateway sees it: enough to close it from any thread.
 public final class ConnectionHandle: Sendable {
     let closeAction: @Sendable (CloseCode, String) -> Void
+    let pingAction: @Sendable () -> Void
 
-    init(close: @escaping @Sendable (CloseCode, String) -> Void) {
+    init(close: @escaping @Sendable (CloseCode, String) -> Void, ping: @escaping @Sendable () -> Void = {}) {
         self.closeAction = close
+        self.pingAction = ping
     }
 
     func close(code: CloseCode, reason: String) { closeAction(code, reason) }
+    func ping() { pingAction() }
+}
+
+/// Counts of refusals and protocol violations by cause, for logs and `/metrics`.
+public final class GatewayCounters: Sendable {
+    public struct Snapshot: Sendable, Equatable {
+        public var refusals: [String: Int] = [:]
+        public var violations: [String: Int] = [:]
+        public var heartbeats: Int = 0
+        public var pongs: Int = 0
+    }
+    private let state = Mutex(Snapshot())
+
+    public init() {}
+    public func refused(_ cause: String) { state.withLock { $0.refusals[cause, default: 0] += 1 } }
+    public func violated(_ cause: String) { state.withLock { $0.violations[cause, default: 0] += 1 } }
+    public func ponged() { state.withLock { $0.pongs += 1 } }
+    public var snapshot: Snapshot { state.withLock { $0 } }
 }
 
 /// The one owner of liveness state: the pure ``LivenessEngine`` and the open connections, behind a
@@ -24,12 +44,18 @@ public final class Gateway: Sendable {
         var engine: LivenessEngine
         var connections: [Int64: ConnectionHandle] = [:]
         var stopping = false
+        var credentials: [AgentID: Credential] = [:]
+        var owners: [String: AgentID] = [:]
+        /// Sessions still to ping in the current ping round.
+        var pingRound: [Int64] = []
+        var pingCredit: Double = 0
     }
 
     let state: Mutex<State>
     public let clock: any PresenceClock
     public let history: HistoryQueue
     public let hub: TransitionHub
+    public let counters = GatewayCounters()
     let logger: Logger
 
     public init(engine: LivenessEngine, clock: any PresenceClock, history: HistoryQueue, hub: TransitionHub, logger: Logger) {
@@ -86,6 +112,32 @@ public final class Gateway: Sendable {
         }
     }
 
+    func pong(slot: LivenessEngine.Slot, session: Int64, rttMs: Double) {
+        let now = clock.now()
+        state.withLock { $0.engine.pong(slot: slot, session: session, rttMs: rttMs, now: now) }
+        counters.ponged()
+    }
+
+    /// Pings a share of the open connections, so every one is pinged once per `interval`
+    /// without a timer per connection. Called from the sweeper with the time since its last call.
+    public func pingSome(elapsed: Duration, interval: Duration) {
+        let handles = state.withLock { s -> [ConnectionHandle] in
+            guard !s.connections.isEmpty else { return [] }
+            let share = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let period = Double(interval.components.seconds) + Double(interval.components.attoseconds) / 1e18
+            s.pingCredit += Double(s.connections.count) * share / max(period, 0.001)
+            var out: [ConnectionHandle] = []
+            while s.pingCredit >= 1 {
+                if s.pingRound.isEmpty { s.pingRound = Array(s.connections.keys) }
+                guard let session = s.pingRound.popLast() else { break }
+                s.pingCredit -= 1
+                if let handle = s.connections[session] { out.append(handle) }
+            }
+            return out
+        }
+        for handle in handles { handle.ping() }
+    }
+
     func status(_ status: JSONValue, agent: AgentID) {
         history.append(.status(agent, status))
     }
@@ -129,6 +181,32 @@ public final class Gateway: Sendable {
     public func takeDirtyCounters() -> [LivenessEngine.SessionCounter] {
         state.withLock { $0.engine.takeDirtyCounters() }
     }
+
+    // MARK: Operators
+
+    /// Ends an agent's presence on an operator's word; returns whether it was connected.
+    @discardableResult
+    public func end(_ id: AgentID, removed: Bool) -> Bool {
+        let now = clock.now()
+        let closes = state.withLock { s -> [(ConnectionHandle, CloseCode, String)] in
+            apply(s.engine.end(id, removed: removed, now: now), state: &s)
+        }
+        perform(closes)
+        return !closes.isEmpty
+    }
+
+    /// Replaces what the gateway knows of an agent's credentials (registration, removal, start).
+    public func setCredential(_ credential: Credential?, for id: AgentID) {
+        state.withLock { s in
+            if let old = s.credentials[id]?.tokenHash { s.owners.removeValue(forKey: old) }
+            s.credentials[id] = credential
+            if let hash = credential?.tokenHash { s.owners[hash] = id }
+        }
+    }
+
+    func credential(for id: AgentID) -> Credential? { state.withLock { $0.credentials[id] } }
+
+    func agent(withTokenHash hash: String) -> AgentID? { state.withLock { $0.owners[hash] } }
 
     // MARK: Reading
 

@@ -45,6 +45,7 @@ struct QueryAPI: Sendable {
     let gateway: Gateway
     let store: any HistoryStore
     let admission: Admission
+    let configuration: ServerConfiguration
 
     func register(on router: Router<BasicRequestContext>) {
         router.get("/healthz") { _, _ in
@@ -53,9 +54,8 @@ struct QueryAPI: Sendable {
         // Reached only when the request was not upgraded: a refusal or a plain GET.
         router.get("/v1/agent") { request, _ -> Response in
             let uri = request.uri.description
-            switch admission.admit(uri: uri, authorization: request.headers[.authorization], subprotocols: request.headers[.secWebSocketProtocol]) {
+            switch admission.admit(uri: uri, authorization: request.headers[.authorization], subprotocols: request.headers[.secWebSocketProtocol], remote: nil) {
             case .failure(let refusal):
-                gateway.logger.notice("handshake refused", metadata: ["uri": "\(uri.prefix(200))", "status": "\(refusal.status)", "cause": "\(refusal.code)"])
                 throw APIError(refusal)
             case .success:
                 throw APIError(status: 426, code: "upgrade_required", message: "GET /v1/agent is a WebSocket endpoint; send the upgrade headers")
@@ -67,6 +67,15 @@ struct QueryAPI: Sendable {
         router.get("/v1/agents/{id}") { request, context -> Response in
             let id = try context.parameters.require("id")
             return try self.agentDetail(id)
+        }
+        router.post("/v1/agents") { request, context -> Response in
+            try await self.register(request, context)
+        }
+        router.delete("/v1/agents/{id}") { request, context -> Response in
+            try self.remove(try context.parameters.require("id"), request, context)
+        }
+        router.post("/v1/agents/{id}/kick") { request, context -> Response in
+            try self.kick(try context.parameters.require("id"), request, context)
         }
         router.get("/v1/agents/{id}/uptime") { request, context -> Response in
             let id = try context.parameters.require("id")
@@ -80,6 +89,78 @@ struct QueryAPI: Sendable {
             let id = try context.parameters.require("id")
             return try self.agentSessions(id, request: request)
         }
+    }
+
+    // MARK: Admin
+
+    /// Admin operations need the admin token; without one configured, only loopback clients in
+    /// open mode may use them.
+    func requireAdmin(_ request: Request, _ context: BasicRequestContext) throws {
+        if let admin = configuration.adminToken {
+            let presented = request.headers[.authorization].flatMap { header -> String? in
+                let parts = header.split(separator: " ", maxSplits: 1)
+                return parts.count == 2 && parts[0].lowercased() == "bearer" ? String(parts[1]) : nil
+            }
+            guard let presented, AgentToken.constantTimeEquals(AgentToken.hash(presented), AgentToken.hash(admin)) else {
+                gateway.counters.refused("admin_unauthorized")
+                throw APIError(status: 401, code: "unauthorized", message: "admin operations need Authorization: Bearer <admin token>")
+            }
+            return
+        }
+        guard configuration.openMode, configuration.isLoopbackOnly else {
+            throw APIError(status: 403, code: "forbidden", message: "set ROLLCALL_ADMIN_TOKEN on the server to allow admin operations")
+        }
+    }
+
+    func register(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
+        try requireAdmin(request, context)
+        let body = try await request.body.collect(upTo: 16 * 1024)
+        let json: JSONValue
+        do {
+            json = try JSONParser.parse(body.readableBytesView)
+        } catch {
+            throw APIError(status: 400, code: "bad_body", message: "the body must be JSON like {\"id\":\"web-01\",\"labels\":{\"env\":\"prod\"}}")
+        }
+        guard let rawID = json["id"]?.stringValue else {
+            throw APIError(status: 400, code: "missing_id", message: "the body needs an \"id\"")
+        }
+        if let problem = AgentID.validationError(rawID) { throw APIError(status: 400, code: "bad_id", message: problem) }
+        var labels: [String: String] = [:]
+        if case .object(let members)? = json["labels"] {
+            for (k, v) in members {
+                guard let s = v.stringValue else { throw APIError(status: 400, code: "bad_parameter", message: "label '\(k)' must be a string") }
+                labels[k] = s
+            }
+        }
+        let token = AgentToken.generate()
+        let hash = AgentToken.hash(token)
+        guard try store.register(agent: rawID, tokenHash: hash, labels: labels, now: gateway.clock.now()) else {
+            throw APIError(status: 409, code: "exists", message: "agent '\(rawID)' is already registered; DELETE /v1/agents/\(rawID) first to issue a new token")
+        }
+        gateway.setCredential(Credential(tokenHash: hash, disabled: false), for: AgentID(rawID)!)
+        gateway.logger.info("agent registered", metadata: ["agent": "\(rawID)"])
+        return jsonResponse(
+            .object([("id", .string(rawID)), ("token", .string(token)), ("labels", .object(labels.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }))]),
+            status: .created)
+    }
+
+    func remove(_ id: String, _ request: Request, _ context: BasicRequestContext) throws -> Response {
+        try requireAdmin(request, context)
+        _ = try requireAgent(id)
+        try store.revoke(agent: id)
+        let agent = AgentID(id)!
+        gateway.setCredential(Credential(tokenHash: nil, disabled: true), for: agent)
+        let wasConnected = gateway.end(agent, removed: true)
+        gateway.logger.info("agent removed", metadata: ["agent": "\(id)", "connected": "\(wasConnected)"])
+        return jsonResponse(.object([("id", .string(id)), ("removed", .bool(true)), ("was_connected", .bool(wasConnected))]))
+    }
+
+    func kick(_ id: String, _ request: Request, _ context: BasicRequestContext) throws -> Response {
+        try requireAdmin(request, context)
+        _ = try requireAgent(id)
+        let wasConnected = gateway.end(AgentID(id)!, removed: false)
+        gateway.logger.info("agent kicked", metadata: ["agent": "\(id)", "connected": "\(wasConnected)"])
+        return jsonResponse(.object([("id", .string(id)), ("kicked", .bool(true)), ("was_connected", .bool(wasConnected))]))
     }
 
     func requireAgent(_ id: String) throws -> StoredAgent {
@@ -247,9 +328,9 @@ struct QueryAPI: Sendable {
             ("id", .string(row.id)),
             ("state", .string(state.rawValue)),
             ("since", .time(live?.state != nil ? live!.since : row.stateSince)),
-            ("last_seen", .time(max(live?.lastSeen ?? 0, row.lastSeen ?? 0) == 0 ? nil : max(live?.lastSeen ?? 0, row.lastSeen ?? 0))),
+            ("last_seen", .time(max(live?.lastSignOfLife ?? 0, row.lastSeen ?? 0) == 0 ? nil : max(live?.lastSignOfLife ?? 0, row.lastSeen ?? 0))),
             ("labels", .stored(row.labels)),
-            ("rtt_ms", .null),
+            ("rtt_ms", live?.rttMs.map { .number(($0 * 1000).rounded() / 1000) } ?? .null),
         ]
     }
 }

@@ -43,11 +43,11 @@ public struct RollcallApplication: Sendable {
         let admission = Admission(gateway: gateway, configuration: configuration)
 
         let router = Router(context: BasicRequestContext.self)
-        QueryAPI(gateway: gateway, store: store, admission: admission).register(on: router)
+        QueryAPI(gateway: gateway, store: store, admission: admission, configuration: configuration).register(on: router)
 
         let services: [any Service] = [
             HistoryWriterService(store: store, queue: queue, gateway: gateway, runID: start.runID, configuration: configuration, logger: logger),
-            LivenessSweeperService(gateway: gateway, interval: configuration.sweepInterval),
+            LivenessSweeperService(gateway: gateway, interval: configuration.sweepInterval, pingInterval: configuration.pingInterval),
             GatewayStopService(gateway: gateway),
         ]
         let application = Application(
@@ -81,9 +81,15 @@ public struct RollcallApplication: Sendable {
             configuration: configuration.liveness, nextTransitionID: start.nextTransitionID, nextSessionID: start.nextSessionID)
         for agent in start.agents {
             guard let id = AgentID(agent.id) else { continue }
-            engine.restore(agent: id, state: agent.state, since: agent.stateSince, lastSeen: agent.lastSeen, timeoutMs: agent.timeoutMs, now: now)
+            engine.restore(
+                agent: id, state: agent.state, since: agent.stateSince, lastSeen: agent.lastSeen, timeoutMs: agent.timeoutMs,
+                bootID: agent.lastBootID, now: now)
         }
         let gateway = Gateway(engine: engine, clock: clock, history: HistoryQueue(), hub: TransitionHub(), logger: logger)
+        for agent in start.agents where agent.tokenHash != nil || agent.disabled {
+            guard let id = AgentID(agent.id) else { continue }
+            gateway.setCredential(Credential(tokenHash: agent.tokenHash, disabled: agent.disabled), for: id)
+        }
         return (gateway, start)
     }
 }

@@ -40,16 +40,17 @@ struct RollcallChannel: ServerChildChannel, HTTPChannelHandler {
             let gateway = self.gateway
             let configuration = self.configuration
             let admission = self.admission
-            // The head of an upgrade request, kept to answer a refusal precisely.
-            let attempted = NIOLoopBoundBox<HTTPRequestHead?>(nil, eventLoop: channel.eventLoop)
+            // The admission decision for an upgrade request, made once, kept for the answer.
+            let attempted = NIOLoopBoundBox<Result<HandshakeRequest, Refusal>?>(nil, eventLoop: channel.eventLoop)
             let recorder = UpgradeHeadRecorder()
             let recorderRef = NIOLoopBound(recorder, eventLoop: channel.eventLoop)
             let upgrader = NIOTypedWebSocketServerUpgrader<UpgradeResult>(
                 maxFrameSize: configuration.maxMessageBytes,
                 enableAutomaticErrorHandling: false,
                 shouldUpgrade: { channel, head in
-                    attempted.value = head
-                    guard case .success(let request) = admission.admit(uri: head.uri, headers: head.headers) else {
+                    let decision = admission.admit(uri: head.uri, headers: head.headers, remote: channel.remoteAddress)
+                    attempted.value = decision
+                    guard case .success(let request) = decision else {
                         return channel.eventLoop.makeSucceededFuture(nil)
                     }
                     var headers = HTTPHeaders()
@@ -58,12 +59,8 @@ struct RollcallChannel: ServerChildChannel, HTTPChannelHandler {
                 },
                 upgradePipelineHandler: { channel, head in
                     channel.eventLoop.makeCompletedFuture {
-                        guard case .success(let request) = admission.admit(uri: head.uri, headers: head.headers) else {
-                            throw ChannelError.inputClosed
-                        }
-                        let handler = AgentChannelHandler(
-                            gateway: gateway, request: request, maxMessageBytes: configuration.maxMessageBytes,
-                            closeGrace: configuration.closeGrace, logger: logger)
+                        guard case .success(let request)? = attempted.value else { throw ChannelError.inputClosed }
+                        let handler = AgentChannelHandler(gateway: gateway, request: request, configuration: configuration, logger: logger)
                         try channel.pipeline.syncOperations.addHandler(handler)
                         return UpgradeResult.agent(channel)
                     }
@@ -77,10 +74,10 @@ struct RollcallChannel: ServerChildChannel, HTTPChannelHandler {
                         try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(idleTimeout: .seconds(60), logger: logger))
                         let asyncChannel = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
                             wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
-                        if let head = attempted.value {
-                            switch admission.admit(uri: head.uri, headers: head.headers) {
+                        if let decision = attempted.value {
+                            switch decision {
                             case .failure(let refusal): return UpgradeResult.refused(asyncChannel, refusal)
-                            case .success: return UpgradeResult.refused(asyncChannel, Refusal(status: 503, code: "stopping", message: "the server is stopping", retryAfter: 5))
+                            case .success: return UpgradeResult.refused(asyncChannel, .badRequest("bad_upgrade", "the WebSocket upgrade failed"))
                             }
                         }
                         if recorderRef.value.sawUpgrade {
@@ -98,6 +95,14 @@ struct RollcallChannel: ServerChildChannel, HTTPChannelHandler {
             pipeline.enableErrorHandling = false
             pipeline.enableResponseHeaderValidation = false
             let negotiated = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: pipeline)
+            // A peer that opens a connection and never finishes its request is not kept.
+            let handshakeTimeout = configuration.limits.handshakeTimeout
+            let timeout = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(handshakeTimeout.components.seconds) * 1_000_000_000 + handshakeTimeout.components.attoseconds / 1_000_000_000)) {
+                gateway.counters.refused("handshake_timeout")
+                gateway.logger.notice("handshake timed out", metadata: ["remote": "\(channel.remoteAddress?.description ?? "-")"])
+                channel.close(promise: nil)
+            }
+            negotiated.whenComplete { _ in timeout.cancel() }
             let upgradeHandler = try channel.pipeline.syncOperations.handler(type: NIOTypedHTTPServerUpgradeHandler<UpgradeResult>.self)
             try channel.pipeline.syncOperations.addHandler(recorder, position: .before(upgradeHandler))
             return Value(upgradeResult: negotiated, channel: channel)
@@ -162,24 +167,3 @@ extension RollcallChannel {
     }
 }
 
-/// Decides whether an agent handshake may proceed: the stateless checks of ``HandshakeRequest``
-/// plus the server's own state (stopping). Used by both the upgrade path and the router.
-struct Admission: Sendable {
-    let gateway: Gateway
-    let configuration: ServerConfiguration
-
-    func admit(uri: String, headers: HTTPHeaders) -> Result<HandshakeRequest, Refusal> {
-        admit(uri: uri, authorization: headers.first(name: "Authorization"), subprotocols: headers[canonicalForm: "Sec-WebSocket-Protocol"].joined(separator: ","))
-    }
-
-    func admit(uri: String, authorization: String?, subprotocols: String?) -> Result<HandshakeRequest, Refusal> {
-        let path = QueryString.split(uri: uri).path
-        guard path == HandshakeRequest.path else {
-            return .failure(Refusal(status: 404, code: "not_found", message: "no WebSocket endpoint at \(path.prefix(100)); agents connect to \(HandshakeRequest.path)"))
-        }
-        if gateway.isStopping {
-            return .failure(Refusal(status: 503, code: "stopping", message: "the server is stopping; reconnect shortly", retryAfter: 5))
-        }
-        return HandshakeRequest.parse(uri: uri, authorization: authorization, subprotocols: subprotocols)
-    }
-}

@@ -7,7 +7,14 @@ public struct ServerConfiguration: Sendable {
     public var port: Int = 7777
     public var databasePath: String = "./rollcall.db"
     /// Any agent id may connect without a token. Only on loopback unless `allowOpenBeyondLoopback`.
+    /// Off when an admin token is configured (unless `--open` says otherwise).
     public var openMode: Bool = true
+    /// Bearer token for admin operations (`ROLLCALL_ADMIN_TOKEN` or `--admin-token-file`).
+    public var adminToken: String?
+    public var limits = GatewayLimits()
+    /// Each agent connection is pinged about this often (never more often than its timeout), to
+    /// measure RTT and find dead TCP paths.
+    public var pingInterval: Duration = .seconds(30)
     public var allowOpenBeyondLoopback: Bool = false
     public var liveness = LivenessConfiguration()
     /// Largest agent message accepted; larger ones close the connection with 1009.

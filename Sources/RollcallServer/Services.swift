@@ -93,14 +93,20 @@ struct HistoryWriterService: Service {
 }
 
 /// Fires liveness deadlines every `sweepInterval`: one loop for every agent, no timer per agent.
+/// Also spreads WebSocket pings over `pingInterval`.
 struct LivenessSweeperService: Service {
     let gateway: Gateway
     let interval: Duration
+    let pingInterval: Duration
 
     func run() async throws {
+        var last = ContinuousClock.now
         while !Task.isShuttingDownGracefully {
             try? await Task.sleep(for: interval)
             gateway.sweep()
+            let now = ContinuousClock.now
+            gateway.pingSome(elapsed: now - last, interval: pingInterval)
+            last = now
         }
     }
 }

@@ -28,6 +28,10 @@ public struct StoredAgent: Sendable, Equatable {
     public var status: String?
     public var intervalMs: Int64?
     public var timeoutMs: Int64?
+    public var tokenHash: String?
+    public var disabled: Bool
+    /// Boot id of the agent's latest session, so a restart can still be told from a blip.
+    public var lastBootID: String?
 }
 
 /// A `sessions` row.
@@ -45,6 +49,7 @@ public struct StoredSession: Sendable, Equatable {
     public var intervalMs: Int64?
     public var timeoutMs: Int64?
     public var agentRestarted: Bool?
+    public var rttMs: Double?
 }
 
 /// A `transitions` row.
@@ -113,6 +118,11 @@ public protocol HistoryStore: Sendable {
     func uptime(agent: String, from: Millis, to: Millis, now: Millis) throws -> Uptime
     /// Rows of `uptime_daily` for one agent, oldest first, from `fromDay` (`YYYY-MM-DD`).
     func uptimeDaily(agent: String, fromDay: String) throws -> [UptimeDay]
+    /// Registers an agent with a token hash; `false` when the id already has a token.
+    func register(agent: String, tokenHash: String, labels: [String: String], now: Millis) throws -> Bool
+    /// Forgets an agent's token and disables it (its history stays).
+    func revoke(agent: String) throws
+
     /// Deletes history older than `cutoff`, keeping every invariant: each agent's first remaining
     /// interval starts at the cutoff.
     func prune(before cutoff: Millis) throws -> PruneReport

@@ -87,7 +87,13 @@ public final class SQLiteHistoryStore: HistoryStore {
             let runID = db.lastInsertedRowID
             let nextTransition = (try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM transitions") ?? 0) + 1
             let nextSession = (try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM sessions") ?? 0) + 1
-            let agents = try Row.fetchAll(db, sql: "SELECT * FROM agents ORDER BY id").map(Self.agent(from:))
+            let agents = try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT agents.*, (SELECT boot_id FROM sessions WHERE sessions.agent_id = agents.id ORDER BY id DESC LIMIT 1) AS last_boot_id
+                    FROM agents ORDER BY id
+                    """
+            ).map(Self.agent(from:))
             return RunStart(
                 runID: runID, recoveredCrash: crashed, repairTransitions: repair, nextTransitionID: nextTransition,
                 nextSessionID: nextSession, agents: agents)
@@ -154,18 +160,21 @@ public final class SQLiteHistoryStore: HistoryStore {
             try db.cachedStatement(
                 sql: """
                     UPDATE sessions SET ended_at_ms = ?, end_reason = ?, close_code = ?, heartbeats = ?,
-                        last_seen_ms = MAX(COALESCE(last_seen_ms, 0), ?)
+                        last_seen_ms = MAX(COALESCE(last_seen_ms, 0), ?), rtt_ms = COALESCE(?, rtt_ms)
                     WHERE id = ?
                     """
-            ).execute(arguments: [e.endedAt, e.reason.rawValue, e.closeCode, e.heartbeats, e.lastSeen, e.id])
+            ).execute(arguments: [e.endedAt, e.reason.rawValue, e.closeCode, e.heartbeats, e.lastSeen, e.rttMs, e.id])
             try db.cachedStatement(sql: "UPDATE agents SET last_seen_ms = MAX(COALESCE(last_seen_ms, 0), ?) WHERE id = ?")
                 .execute(arguments: [e.lastSeen, e.agentID.rawValue])
         case .counters(let counters):
             let session = try db.cachedStatement(
-                sql: "UPDATE sessions SET heartbeats = ?, last_seen_ms = MAX(COALESCE(last_seen_ms, 0), ?) WHERE id = ? AND ended_at_ms IS NULL")
+                sql: """
+                    UPDATE sessions SET heartbeats = ?, last_seen_ms = MAX(COALESCE(last_seen_ms, 0), ?), rtt_ms = COALESCE(?, rtt_ms)
+                    WHERE id = ? AND ended_at_ms IS NULL
+                    """)
             let agent = try db.cachedStatement(sql: "UPDATE agents SET last_seen_ms = MAX(COALESCE(last_seen_ms, 0), ?) WHERE id = ?")
             for c in counters {
-                try session.execute(arguments: [c.heartbeats, c.lastSeen, c.sessionID])
+                try session.execute(arguments: [c.heartbeats, c.lastSeen, c.rttMs, c.sessionID])
                 try agent.execute(arguments: [c.lastSeen, c.agentID.rawValue])
             }
         case .hello(let id, let hello):
@@ -275,6 +284,29 @@ public final class SQLiteHistoryStore: HistoryStore {
         }
     }
 
+    public func register(agent: String, tokenHash: String, labels: [String: String], now: Millis) throws -> Bool {
+        let labelText = JSONValue.object(labels.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }).serialized()
+        return try writer.write { db in
+            if let existing = try Row.fetchOne(db, sql: "SELECT token_hash, disabled FROM agents WHERE id = ?", arguments: [agent]) {
+                if (existing["token_hash"] as String?) != nil && (existing["disabled"] as Int) == 0 { return false }
+                try db.execute(
+                    sql: "UPDATE agents SET token_hash = ?, disabled = 0, labels = CASE WHEN ? = '{}' THEN labels ELSE ? END WHERE id = ?",
+                    arguments: [tokenHash, labelText, labelText, agent])
+                return true
+            }
+            try db.execute(
+                sql: "INSERT INTO agents (id, state, state_since_ms, first_seen_ms, labels, token_hash) VALUES (?, 'offline', ?, ?, ?, ?)",
+                arguments: [agent, now, now, labelText, tokenHash])
+            return true
+        }
+    }
+
+    public func revoke(agent: String) throws {
+        try writer.write { db in
+            try db.execute(sql: "UPDATE agents SET token_hash = NULL, disabled = 1 WHERE id = ?", arguments: [agent])
+        }
+    }
+
     public func prune(before cutoff: Millis) throws -> PruneReport {
         try writer.write { db in
             // Each agent's transition in force at the cutoff becomes the first row, starting there.
@@ -312,7 +344,8 @@ public final class SQLiteHistoryStore: HistoryStore {
             id: row["id"], state: PresenceState(rawValue: row["state"]) ?? .unknown, stateSince: row["state_since_ms"],
             firstSeen: row["first_seen_ms"], lastSeen: row["last_seen_ms"], labels: row["labels"], hostname: row["hostname"],
             agentVersion: row["agent_version"], metadata: row["metadata"], status: row["status"], intervalMs: row["interval_ms"],
-            timeoutMs: row["timeout_ms"])
+            timeoutMs: row["timeout_ms"], tokenHash: row["token_hash"], disabled: (row["disabled"] as Int? ?? 0) != 0,
+            lastBootID: row["last_boot_id"])
     }
 
     static func transition(from row: Row) -> StoredTransition {
@@ -327,6 +360,6 @@ public final class SQLiteHistoryStore: HistoryStore {
             id: row["id"], agentID: row["agent_id"], startedAt: row["started_at_ms"], endedAt: row["ended_at_ms"],
             endReason: row["end_reason"], closeCode: row["close_code"], remoteAddress: row["remote_addr"], bootID: row["boot_id"],
             heartbeats: row["heartbeats"], lastSeen: row["last_seen_ms"], intervalMs: row["interval_ms"], timeoutMs: row["timeout_ms"],
-            agentRestarted: restarted.map { $0 != 0 })
+            agentRestarted: restarted.map { $0 != 0 }, rttMs: row["rtt_ms"])
     }
 }

@@ -74,11 +74,16 @@ struct AgentCommand: AsyncParsableCommand {
         let runner = AgentRunner(configuration: configuration, logger: logger)
         let group = ServiceGroup(
             configuration: .init(services: [AgentService(runner: runner)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch let stop as AgentStop {
+            FileHandle.standardError.write(Data("rollcall-agent: \(stop.message)\n".utf8))
+            throw ExitCode(stop.exitCode)
+        }
     }
 }
 
 struct AgentService: Service {
     let runner: AgentRunner
-    func run() async throws { await runner.run() }
+    func run() async throws { try await runner.run() }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Logging
 import RollcallServer
 import ServiceLifecycle
@@ -12,26 +13,54 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var options: ServerOptions
 
-    @Flag(help: "Open mode: any agent id may connect without a token (loopback only unless --allow-open-remote).")
+    @Flag(help: "Open mode: any agent id may connect without a token (loopback only unless --allow-open-remote). The default when no admin token is set.")
     var open = false
 
     @Flag(name: .customLong("allow-open-remote"), help: "Allow open mode on an address other than loopback.")
     var allowOpenRemote = false
 
+    @Option(name: .customLong("admin-token-file"), help: "File holding the admin token (or set ROLLCALL_ADMIN_TOKEN). With one, agents need tokens.")
+    var adminTokenFile: String?
+
+    @Option(name: .customLong("max-connections"), help: "Most agent connections at once.")
+    var maxConnections: Int = 100_000
+
+    @Option(name: .customLong("max-message-bytes"), help: "Largest agent message (bigger ones close with 1009).")
+    var maxMessageBytes: Int = 4096
+
     func validate() throws {
-        var configuration = options.serverConfiguration()
-        configuration.allowOpenBeyondLoopback = allowOpenRemote
+        if let adminTokenFile, !FileManager.default.isReadableFile(atPath: adminTokenFile) {
+            throw ValidationError("--admin-token-file \(adminTokenFile) cannot be read")
+        }
+        guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
+        guard (256...1_048_576).contains(maxMessageBytes) else { throw ValidationError("--max-message-bytes must be between 256 and 1048576") }
+        let configuration = try makeConfiguration()
         if let problem = configuration.validationError() { throw ValidationError(problem) }
     }
 
-    func run() async throws {
+    func makeConfiguration() throws -> ServerConfiguration {
         var configuration = options.serverConfiguration()
         configuration.allowOpenBeyondLoopback = allowOpenRemote
+        configuration.limits.maxConnections = maxConnections
+        configuration.maxMessageBytes = maxMessageBytes
+        if let adminTokenFile {
+            configuration.adminToken = try String(contentsOfFile: adminTokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        } else if let token = ProcessInfo.processInfo.environment["ROLLCALL_ADMIN_TOKEN"], !token.isEmpty {
+            configuration.adminToken = token
+        }
+        if configuration.adminToken?.isEmpty == true { configuration.adminToken = nil }
+        configuration.openMode = open || configuration.adminToken == nil
+        return configuration
+    }
+
+    func run() async throws {
+        let configuration = try makeConfiguration()
         let logger = options.makeLogger(default: .info)
         let host = configuration.host
         let db = configuration.databasePath
+        let mode = configuration.openMode ? "open" : "tokens"
         let app = try RollcallApplication.build(configuration: configuration, logger: logger) { port in
-            logger.info("rollcall listening", metadata: ["address": "\(host):\(port)", "db": "\(db)", "mode": "open"])
+            logger.info("rollcall listening", metadata: ["address": "\(host):\(port)", "db": "\(db)", "mode": "\(mode)"])
         }
         let group = ServiceGroup(
             configuration: .init(services: [app.application], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

@@ -22,7 +22,7 @@ import Testing
                         configuration.initialBackoff = .milliseconds(100)
                         configuration.maxBackoff = .milliseconds(400)
                         let quiet = Logger(label: "agent", factory: { _ in SwiftLogNoOpLogHandler() })
-                        await AgentRunner(configuration: configuration, logger: quiet).run()
+                        try? await AgentRunner(configuration: configuration, logger: quiet).run()
                     }
                 }
                 defer { group.cancelAll() }
