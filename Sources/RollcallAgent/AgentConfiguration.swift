@@ -17,6 +17,10 @@ public struct AgentConfiguration: Sendable {
     /// Drawn once per process start, so the server can tell a restart from a network blip.
     public var bootID: String
     /// First reconnect delay ceiling; doubles per failed attempt up to `maxBackoff`.
+    /// PEM CA bundle to verify a `wss://` server against, instead of the system trust store.
+    public var caFile: String?
+    /// A file holding a small JSON object, sent as each heartbeat's `status` (read every beat).
+    public var statusFile: String?
     public var initialBackoff: Duration = .milliseconds(500)
     public var maxBackoff: Duration = .seconds(30)
 
@@ -36,21 +40,22 @@ public struct AgentConfiguration: Sendable {
         return url
     }
 
-    /// Host, port and path of the handshake for a plain HTTP probe (`ws://` only).
-    var plainTarget: (host: String, port: Int, path: String)? {
+    /// Host, port, path and TLS of the handshake, for a plain HTTP(S) probe of a refusal.
+    var probeTarget: (tls: Bool, host: String, port: Int, path: String)? {
         let url = handshakeURL
-        guard url.lowercased().hasPrefix("ws://") else { return nil }
-        let rest = url.dropFirst(5)
+        let tls = url.lowercased().hasPrefix("wss://")
+        guard tls || url.lowercased().hasPrefix("ws://") else { return nil }
+        let rest = url.dropFirst(tls ? 6 : 5)
         let hostPort = rest.prefix(while: { $0 != "/" })
         let path = String(rest.dropFirst(hostPort.count))
         var host = String(hostPort)
-        var port = 80
+        var port = tls ? 443 : 80
         if let colon = hostPort.lastIndex(of: ":"), !hostPort.hasSuffix("]") {
             host = String(hostPort[..<colon])
-            port = Int(hostPort[hostPort.index(after: colon)...]) ?? 80
+            port = Int(hostPort[hostPort.index(after: colon)...]) ?? port
         }
         host = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-        return (host, port, path)
+        return (tls, host, port, path)
     }
 
     public static func makeBootID() -> String {

@@ -1,7 +1,9 @@
+import Foundation
 import HTTPTypes
 import HummingbirdWSClient
 import Logging
 import NIOCore
+import NIOSSL
 import NIOWebSocket
 import RollcallCore
 import ServiceLifecycle
@@ -96,7 +98,10 @@ public struct AgentRunner: Sendable {
         let events = self.events
         let logger = self.logger
         do {
-            let close = try await WebSocketClient.connect(url: configuration.handshakeURL, configuration: clientConfiguration, logger: logger) {
+            let tls = configuration.serverURL.lowercased().hasPrefix("wss://") ? try tlsConfiguration() : nil
+            let close = try await WebSocketClient.connect(
+                url: configuration.handshakeURL, configuration: clientConfiguration, tlsConfiguration: tls, logger: logger
+            ) {
                 inbound, outbound, _ in
                 var iterator = inbound.messages(maxSize: 1 << 14).makeAsyncIterator()
                 guard case .text(let first)? = try await iterator.next(),
@@ -154,14 +159,23 @@ public struct AgentRunner: Sendable {
         } catch {
             if saidBye.isSet { return .saidGoodbye }
             if welcomed.isSet { onWelcome() }
-            if "\(error)".contains("upgrade failed"), let target = configuration.plainTarget,
-                let refusal = await HandshakeProbe.fetch(host: target.host, port: target.port, path: target.path, token: configuration.token),
+            if "\(error)".contains("upgrade failed"), let target = configuration.probeTarget,
+                let refusal = await HandshakeProbe.fetch(
+                    host: target.host, port: target.port, path: target.path, token: configuration.token,
+                    tls: target.tls ? try? tlsConfiguration() : nil),
                 refusal.status >= 400
             {
                 return .refused(refusal)
             }
             return .failed("\(error)")
         }
+    }
+
+    /// System trust store, or the `--ca` bundle.
+    func tlsConfiguration() throws -> TLSConfiguration {
+        var c = TLSConfiguration.makeClientConfiguration()
+        if let ca = configuration.caFile { c.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(ca)) }
+        return c
     }
 
     static func beat(
@@ -187,11 +201,20 @@ public struct AgentRunner: Sendable {
                 try await outbound.write(.binary(buffer))
             } else {
                 let lateMs = late.components.seconds * 1000 + late.components.attoseconds / 1_000_000_000_000_000
-                let beat = Heartbeat(seq: seq, sentMs: wallClockMs(), lateMs: lateMs)
+                var beat = Heartbeat(seq: seq, sentMs: wallClockMs(), lateMs: lateMs)
+                beat.status = configuration.statusFile.flatMap(readStatus)
                 try await outbound.write(.text(WireCodec.encode(.heartbeat(beat))))
             }
         }
     }
+}
+
+/// The status file's JSON object, when it holds one of at most 1 KiB.
+func readStatus(_ path: String) -> JSONValue? {
+    guard let data = FileManager.default.contents(atPath: path), data.count <= WireCodec.maxStatusBytes,
+        let value = try? JSONParser.parse(Array(data)), case .object = value
+    else { return nil }
+    return value
 }
 
 /// A flag set once, read from any task.

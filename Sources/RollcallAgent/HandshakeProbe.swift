@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import RollcallCore
 
 /// Why a handshake was refused, learned by asking the same URL as a plain GET: the server answers
@@ -13,13 +14,19 @@ public struct HandshakeRefusal: Sendable, Equatable, Error {
 }
 
 enum HandshakeProbe {
-    /// GET `path` on `host:port` over plain TCP; `nil` when nothing usable came back.
-    static func fetch(host: String, port: Int, path: String, token: String?) async -> HandshakeRefusal? {
+    /// GET `path` on `host:port`, over TLS when `tls` is given; `nil` when nothing usable came back.
+    static func fetch(host: String, port: Int, path: String, token: String?, tls: TLSConfiguration?) async -> HandshakeRefusal? {
         do {
+            let sslContext = try tls.map { try NIOSSLContext(configuration: $0) }
             let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
                 .connectTimeout(.seconds(5))
                 .connect(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if let sslContext {
+                            let isAddress = (try? SocketAddress(ipAddress: host, port: 0)) != nil
+                            try channel.pipeline.syncOperations.addHandler(
+                                NIOSSLClientHandler(context: sslContext, serverHostname: isAddress ? nil : host))
+                        }
                         try channel.pipeline.syncOperations.addHTTPClientHandlers()
                         return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
                     }

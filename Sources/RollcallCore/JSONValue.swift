@@ -306,6 +306,7 @@ public struct JSONParser {
         }
         let text = String(decoding: UnsafeBufferPointer(rebasing: buffer[start..<index]), as: UTF8.self)
         guard let d = Double(text) else { throw error("invalid number") }
+        guard d.isFinite else { throw error("number out of range") }
         return d
     }
 }

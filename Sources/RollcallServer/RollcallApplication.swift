@@ -1,5 +1,7 @@
 import Foundation
 import Hummingbird
+import HummingbirdTLS
+import NIOSSL
 import HummingbirdCore
 import Logging
 import NIOCore
@@ -50,11 +52,18 @@ public struct RollcallApplication: Sendable {
             LivenessSweeperService(gateway: gateway, interval: configuration.sweepInterval, pingInterval: configuration.pingInterval),
             GatewayStopService(gateway: gateway),
         ]
+        var server = HTTPServerBuilder { responder in
+            RollcallChannel(responder: responder, gateway: gateway, configuration: configuration, admission: admission)
+        }
+        if let certificate = configuration.tlsCertificatePath, let key = configuration.tlsKeyPath {
+            let tls = TLSConfiguration.makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMFile(certificate).map { .certificate($0) },
+                privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem)))
+            server = try .tls(server, tlsConfiguration: tls)
+        }
         let application = Application(
             router: router,
-            server: HTTPServerBuilder { responder in
-                RollcallChannel(responder: responder, gateway: gateway, configuration: configuration, admission: admission)
-            },
+            server: server,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "rollcall"),
             services: services,
             onServerRunning: { channel in

@@ -12,6 +12,9 @@ public struct ServerConfiguration: Sendable {
     /// Bearer token for admin operations (`ROLLCALL_ADMIN_TOKEN` or `--admin-token-file`).
     public var adminToken: String?
     public var limits = GatewayLimits()
+    /// PEM certificate chain and private key: with both, the port serves `wss://` and `https://`.
+    public var tlsCertificatePath: String?
+    public var tlsKeyPath: String?
     /// Each agent connection is pinged about this often (never more often than its timeout), to
     /// measure RTT and find dead TCP paths.
     public var pingInterval: Duration = .seconds(30)
@@ -45,6 +48,9 @@ public struct ServerConfiguration: Sendable {
         if openMode && !isLoopbackOnly && !allowOpenBeyondLoopback {
             return "refusing to listen on \(host) in open mode (any agent id, no token): "
                 + "set ROLLCALL_ADMIN_TOKEN to require tokens, or pass --allow-open-remote to accept anyone"
+        }
+        if (tlsCertificatePath == nil) != (tlsKeyPath == nil) {
+            return "--tls-cert and --tls-key go together: give both PEM files, or neither"
         }
         if liveness.defaultTimeoutMs <= liveness.defaultIntervalMs {
             return "--timeout-ms (\(liveness.defaultTimeoutMs)) must be greater than --interval-ms (\(liveness.defaultIntervalMs))"

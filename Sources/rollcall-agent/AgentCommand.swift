@@ -12,17 +12,21 @@ struct AgentCommand: AsyncParsableCommand {
         commandName: "rollcall-agent",
         abstract: "Hold a connection to a Rollcall server and send heartbeats.",
         discussion: """
-            The token comes from ROLLCALL_TOKEN or --token-file, never from the command line.
-            SIGTERM or SIGINT send bye, close the connection and exit 0.
+            Settings come from flags, then the environment (ROLLCALL_SERVER, ROLLCALL_ID, ROLLCALL_INTERVAL_MS, \
+            ROLLCALL_BINARY, ROLLCALL_LABELS=k=v,k=v, ROLLCALL_TOKEN, ROLLCALL_TOKEN_FILE, ROLLCALL_CA), then --config FILE \
+            (key = value lines: server, id, interval_ms, binary, label.KEY, token_file, ca, status_file, log_level).
+            The token comes from a file or ROLLCALL_TOKEN, never from the command line.
+            SIGTERM or SIGINT send bye, close the connection and exit 0. Exit 77: the token was refused or revoked; \
+            78: the server refused the id or parameters; 64: bad settings.
             """,
         version: "0.1.0"
     )
 
     @Option(help: "Server URL, e.g. ws://127.0.0.1:7777 or wss://rollcall.example.com")
-    var server: String
+    var server: String?
 
     @Option(help: "This agent's id: 1-128 characters of A-Z a-z 0-9 . _ : -")
-    var id: String
+    var id: String?
 
     @Option(name: .customLong("interval-ms"), help: "Requested heartbeat interval; the server grants within its bounds.")
     var intervalMs: Int64?
@@ -36,41 +40,57 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(name: .customLong("token-file"), help: "File holding this agent's token.")
     var tokenFile: String?
 
+    @Option(help: "PEM CA bundle to verify a wss:// server (default: the system trust store).")
+    var ca: String?
+
+    @Option(name: .customLong("status-file"), help: "File with a small JSON object sent as each heartbeat's status.")
+    var statusFile: String?
+
+    @Option(help: "Configuration file of key = value lines.")
+    var config: String?
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
-    var logLevel: String = "info"
+    var logLevel: String?
+
+    /// The merged settings; `validate()` and `run()` agree on them.
+    func settings() throws -> AgentSettings {
+        var flags = AgentSettings()
+        flags.server = server
+        flags.id = id
+        flags.intervalMs = intervalMs
+        flags.binary = binary ? true : nil
+        for label in labels {
+            guard let eq = label.firstIndex(of: "="), eq != label.startIndex else {
+                throw ValidationError("--label must look like key=value, e.g. --label env=prod")
+            }
+            flags.labels[String(label[..<eq])] = String(label[label.index(after: eq)...])
+        }
+        flags.tokenFile = tokenFile
+        flags.ca = ca
+        flags.statusFile = statusFile
+        flags.logLevel = logLevel
+        var file = AgentSettings()
+        if let config {
+            guard let text = try? String(contentsOfFile: config, encoding: .utf8) else { throw ValidationError("--config \(config) cannot be read") }
+            do { file = try AgentSettings.parseFile(text, name: config) } catch { throw ValidationError(error.description) }
+        }
+        return file.overridden(by: .fromEnvironment(ProcessInfo.processInfo.environment)).overridden(by: flags)
+    }
 
     func validate() throws {
-        if let problem = AgentConfiguration.urlProblem(server) { throw ValidationError(problem) }
-        if let problem = AgentID.validationError(id) { throw ValidationError("--id: \(problem)") }
-        if let intervalMs, intervalMs <= 0 { throw ValidationError("--interval-ms must be a positive number of milliseconds, e.g. 5000") }
-        for label in labels where !label.contains("=") || label.hasPrefix("=") {
-            throw ValidationError("--label must look like key=value, e.g. --label env=prod")
-        }
-        if Logger.Level(rawValue: logLevel) == nil {
-            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
-        }
-        if let tokenFile, !FileManager.default.isReadableFile(atPath: tokenFile) {
-            throw ValidationError("--token-file \(tokenFile) cannot be read")
+        let settings = try settings()
+        do { _ = try settings.configuration(hostname: nil) } catch { throw ValidationError(error.description) }
+        if let level = settings.logLevel, Logger.Level(rawValue: level) == nil {
+            throw ValidationError("the log level must be one of trace, debug, info, notice, warning, error, critical")
         }
     }
 
     func run() async throws {
+        let settings = try settings()
+        let configuration = try settings.configuration(hostname: ProcessInfo.processInfo.hostName)
         var logger = Logger(label: "rollcall-agent")
-        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-        logger[metadataKey: "agent"] = "\(id)"
-        var configuration = AgentConfiguration(serverURL: server, agentID: AgentID(id)!)
-        configuration.requestedIntervalMs = intervalMs
-        configuration.binary = binary
-        configuration.hostname = ProcessInfo.processInfo.hostName
-        for label in labels {
-            let parts = label.split(separator: "=", maxSplits: 1)
-            configuration.labels[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
-        }
-        if let tokenFile {
-            configuration.token = try String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-        } else if let token = ProcessInfo.processInfo.environment["ROLLCALL_TOKEN"], !token.isEmpty {
-            configuration.token = token
-        }
+        logger.logLevel = settings.logLevel.flatMap(Logger.Level.init(rawValue:)) ?? .info
+        logger[metadataKey: "agent"] = "\(configuration.agentID)"
         let runner = AgentRunner(configuration: configuration, logger: logger)
         let group = ServiceGroup(
             configuration: .init(services: [AgentService(runner: runner)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

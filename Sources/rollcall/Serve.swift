@@ -22,6 +22,12 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("admin-token-file"), help: "File holding the admin token (or set ROLLCALL_ADMIN_TOKEN). With one, agents need tokens.")
     var adminTokenFile: String?
 
+    @Option(name: .customLong("tls-cert"), help: "PEM certificate chain; with --tls-key the port serves wss:// and https://.")
+    var tlsCert: String?
+
+    @Option(name: .customLong("tls-key"), help: "PEM private key for --tls-cert.")
+    var tlsKey: String?
+
     @Option(name: .customLong("max-connections"), help: "Most agent connections at once.")
     var maxConnections: Int = 100_000
 
@@ -31,6 +37,9 @@ struct Serve: AsyncParsableCommand {
     func validate() throws {
         if let adminTokenFile, !FileManager.default.isReadableFile(atPath: adminTokenFile) {
             throw ValidationError("--admin-token-file \(adminTokenFile) cannot be read")
+        }
+        for path in [tlsCert, tlsKey].compactMap({ $0 }) where !FileManager.default.isReadableFile(atPath: path) {
+            throw ValidationError("\(path) cannot be read; --tls-cert and --tls-key take PEM files")
         }
         guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
         guard (256...1_048_576).contains(maxMessageBytes) else { throw ValidationError("--max-message-bytes must be between 256 and 1048576") }
@@ -43,6 +52,8 @@ struct Serve: AsyncParsableCommand {
         configuration.allowOpenBeyondLoopback = allowOpenRemote
         configuration.limits.maxConnections = maxConnections
         configuration.maxMessageBytes = maxMessageBytes
+        configuration.tlsCertificatePath = tlsCert
+        configuration.tlsKeyPath = tlsKey
         if let adminTokenFile {
             configuration.adminToken = try String(contentsOfFile: adminTokenFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         } else if let token = ProcessInfo.processInfo.environment["ROLLCALL_ADMIN_TOKEN"], !token.isEmpty {
