@@ -399,6 +399,9 @@ extension LivenessEngine {
 
     public var agentCount: Int { records.count }
 
+    /// Every agent, in slot order.
+    public func allStatuses() -> [AgentStatus] { records.indices.map { status(slot: Slot($0)) } }
+
     public func countsByState() -> [PresenceState: Int] {
         var counts: [PresenceState: Int] = [:]
         for r in records { if let s = r.state { counts[s, default: 0] += 1 } }

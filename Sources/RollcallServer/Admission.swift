@@ -119,11 +119,26 @@ final class Admission: Sendable {
         return result
     }
 
+    /// The watch stream's upgrade: only the query and the server's state are checked.
+    func admitWatch(uri: String, remote: String?) -> Result<WatchRequest, Refusal> {
+        let result: Result<WatchRequest, Refusal> =
+            gateway.isStopping
+            ? .failure(Refusal(status: 503, code: "stopping", message: "the server is stopping; reconnect shortly", retryAfter: 5))
+            : WatchRequest.parse(uri: uri)
+        if case .failure(let refusal) = result {
+            gateway.counters.refused(refusal.code)
+            gateway.logger.notice("watch refused", metadata: ["remote": "\(remote ?? "-")", "status": "\(refusal.status)", "cause": "\(refusal.code)"])
+        }
+        return result
+    }
+
     private func decide(uri: String, authorization: String?, subprotocols: String?) -> Result<HandshakeRequest, Refusal> {
         let path = QueryString.split(uri: uri).path
         guard path == HandshakeRequest.path else {
             return .failure(
-                Refusal(status: 404, code: "not_found", message: "no WebSocket endpoint at \(path.prefix(100)); agents connect to \(HandshakeRequest.path)"))
+                Refusal(
+                    status: 404, code: "not_found",
+                    message: "no WebSocket endpoint at \(path.prefix(100)); agents connect to \(HandshakeRequest.path), watchers to \(WatchRequest.path)"))
         }
         if gateway.isStopping {
             return .failure(Refusal(status: 503, code: "stopping", message: "the server is stopping; reconnect shortly", retryAfter: 5))

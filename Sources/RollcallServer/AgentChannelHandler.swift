@@ -34,6 +34,9 @@ final class AgentChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
     private var pendingFlush = false
     private var scratch: [UInt8] = []
     private var remote = "-"
+    /// Heartbeats on this connection, flushed to the metrics counter in batches.
+    private var beats = 0
+    private var beatsReported = 0
 
     private var flood: TokenBucket
     private var floodRate: Double
@@ -139,6 +142,10 @@ final class AgentChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        if beats != beatsReported {
+            gateway.counters.heartbeats(beats - beatsReported)
+            beatsReported = beats
+        }
         if pendingFlush {
             pendingFlush = false
             context.flush()
@@ -192,6 +199,9 @@ final class AgentChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
         if opcode == .binary {
             do {
                 let seq = try data.withUnsafeReadableBytes { bytes throws(ProtocolViolation) in try WireCodec.decodeAgentBinary(bytes) }
+                beats &+= 1
+                let timed = beats % ServerMetrics.ackSampleEvery == 0 ? NIODeadline.now() : nil
+                defer { if let timed { gateway.counters.metrics.ackLatency(nanoseconds: (NIODeadline.now() - timed).nanoseconds) } }
                 _ = gateway.heartbeat(slot: slot, session: session)
                 var out = context.channel.allocator.buffer(capacity: WireCodec.binaryFrameLength)
                 out.writeBytes(WireCodec.encodeBinaryAck(seq: seq))
@@ -210,6 +220,9 @@ final class AgentChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
         }
         switch message {
         case .heartbeat(let beat):
+            beats &+= 1
+            let timed = beats % ServerMetrics.ackSampleEvery == 0 ? NIODeadline.now() : nil
+            defer { if let timed { gateway.counters.metrics.ackLatency(nanoseconds: (NIODeadline.now() - timed).nanoseconds) } }
             let now = gateway.heartbeat(slot: slot, session: session)
             if let status = beat.status { gateway.status(status, agent: request.agentID) }
             scratch.removeAll(keepingCapacity: true)

@@ -17,19 +17,50 @@ public final class ConnectionHandle: Sendable {
     func ping() { pingAction() }
 }
 
-/// Counts of refusals and protocol violations by cause, for logs and `/metrics`.
+/// Counts of refusals and protocol violations by cause, kept for tests and the summary and
+/// forwarded to `/metrics`.
 public final class GatewayCounters: Sendable {
     public struct Snapshot: Sendable, Equatable {
         public var refusals: [String: Int] = [:]
         public var violations: [String: Int] = [:]
-        public var heartbeats: Int = 0
         public var pongs: Int = 0
     }
     private let state = Mutex(Snapshot())
+    public let metrics: ServerMetrics
+    private let heartbeatTotal = Atomic<Int>(0)
+    private let rate = Mutex((at: ContinuousClock.now, total: 0, perSecond: 0.0))
 
-    public init() {}
-    public func refused(_ cause: String) { state.withLock { $0.refusals[cause, default: 0] += 1 } }
-    public func violated(_ cause: String) { state.withLock { $0.violations[cause, default: 0] += 1 } }
+    func heartbeats(_ n: Int) {
+        heartbeatTotal.add(n, ordering: .relaxed)
+        metrics.heartbeatsSeen(n)
+    }
+
+    public var totalHeartbeats: Int { heartbeatTotal.load(ordering: .relaxed) }
+
+    /// Heartbeats per second, smoothed; refreshed by the sweeper about once a second.
+    public var heartbeatsPerSecond: Double { rate.withLock { $0.perSecond } }
+
+    func updateRate(now: ContinuousClock.Instant = .now) {
+        let total = totalHeartbeats
+        rate.withLock { r in
+            let elapsed = now - r.at
+            guard elapsed >= .seconds(1) else { return }
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let instant = Double(total - r.total) / seconds
+            r.perSecond = r.perSecond == 0 ? instant : r.perSecond * 0.5 + instant * 0.5
+            r = (now, total, r.perSecond)
+        }
+    }
+
+    public init(metrics: ServerMetrics = ServerMetrics()) { self.metrics = metrics }
+    public func refused(_ cause: String) {
+        state.withLock { $0.refusals[cause, default: 0] += 1 }
+        metrics.refused(cause)
+    }
+    public func violated(_ cause: String) {
+        state.withLock { $0.violations[cause, default: 0] += 1 }
+        metrics.violated(cause)
+    }
     public func ponged() { state.withLock { $0.pongs += 1 } }
     public var snapshot: Snapshot { state.withLock { $0 } }
 }
@@ -116,6 +147,7 @@ public final class Gateway: Sendable {
         let now = clock.now()
         state.withLock { $0.engine.pong(slot: slot, session: session, rttMs: rttMs, now: now) }
         counters.ponged()
+        counters.metrics.rttSample(ms: rttMs)
     }
 
     /// Pings a share of the open connections, so every one is pinged once per `interval`
@@ -182,6 +214,22 @@ public final class Gateway: Sendable {
         state.withLock { $0.engine.takeDirtyCounters() }
     }
 
+    // MARK: Watchers
+
+    /// Starts a watcher atomically with the stream: the cursor (last transition id so far), a
+    /// snapshot of every agent when asked, the remembered transitions after `after`, and a
+    /// listener for everything later.
+    func beginWatch(after: Int64?, snapshot: Bool, listener: @escaping TransitionHub.Listener)
+        -> (cursor: Int64, snapshot: [LivenessEngine.AgentStatus]?, backlog: [Transition], listenerID: Int)
+    {
+        state.withLock { s in
+            let cursor = s.engine.nextTransitionID - 1
+            let agents = snapshot ? s.engine.allStatuses() : nil
+            let (id, backlog, _) = hub.listen(after: after ?? cursor, listener)
+            return (cursor, agents, backlog, id)
+        }
+    }
+
     // MARK: Operators
 
     /// Ends an agent's presence on an operator's word; returns whether it was connected.
@@ -222,6 +270,9 @@ public final class Gateway: Sendable {
 
     public var livenessConfiguration: LivenessConfiguration { state.withLock { $0.engine.configuration } }
 
+    /// The id of the latest transition (the watch cursor now).
+    public var lastTransitionID: Int64 { state.withLock { $0.engine.nextTransitionID - 1 } }
+
     // MARK: Effects
 
     /// Queues history and broadcasts; returns the sockets to close once the lock is released.
@@ -232,6 +283,7 @@ public final class Gateway: Sendable {
             case .transition(let t):
                 history.append(.transition(t))
                 hub.publish(t)
+                counters.metrics.transition(t)
             case .sessionOpened(let start):
                 history.append(.sessionOpened(start))
             case .sessionClosed(let end):

@@ -48,6 +48,11 @@ struct QueryAPI: Sendable {
     let configuration: ServerConfiguration
 
     func register(on router: Router<BasicRequestContext>) {
+        router.get("/metrics") { _, _ -> Response in
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                body: .init(byteBuffer: ByteBuffer(string: gateway.counters.metrics.render(gateway: gateway, watchers: gateway.hub.listenerCount))))
+        }
         router.get("/healthz") { _, _ in
             jsonResponse(.object([("status", .string(gateway.isStopping ? "stopping" : "ok"))]))
         }
@@ -60,6 +65,30 @@ struct QueryAPI: Sendable {
             case .success:
                 throw APIError(status: 426, code: "upgrade_required", message: "GET /v1/agent is a WebSocket endpoint; send the upgrade headers")
             }
+        }
+        router.get("/v1/summary") { _, _ -> Response in
+            let counts = gateway.countsByState()
+            let snapshot = gateway.counters.snapshot
+            return jsonResponse(
+                .object([
+                    ("agents", .object(PresenceState.allCases.map { ($0.rawValue, .int(Int64(counts[$0] ?? 0))) })),
+                    ("total", .int(Int64(counts.values.reduce(0, +)))),
+                    ("connections", .int(Int64(gateway.connectionCount))),
+                    ("heartbeats_per_second", .number((gateway.counters.heartbeatsPerSecond * 10).rounded() / 10)),
+                    ("heartbeats_total", .int(Int64(gateway.counters.totalHeartbeats))),
+                    ("watchers", .int(Int64(gateway.hub.listenerCount))),
+                    ("last_transition_id", .int(gateway.lastTransitionID)),
+                    ("refusals", .object(snapshot.refusals.sorted { $0.key < $1.key }.map { ($0.key, .int(Int64($0.value))) })),
+                    ("violations", .object(snapshot.violations.sorted { $0.key < $1.key }.map { ($0.key, .int(Int64($0.value))) })),
+                    ("server_time", .time(gateway.clock.now())),
+                ]))
+        }
+        router.get("/v1/events") { request, _ -> Response in
+            let after = try self.intParameter(request, "after", in: 0...Int64.max, default: 0)
+            let limit = try self.intParameter(request, "limit", in: 1...10_000, default: 1000)
+            let rows = try store.transitions(agent: nil, after: after, limit: Int(limit))
+            let next = rows.last?.id ?? after
+            return jsonResponse(.object([("events", .array(rows.map(self.transitionJSON))), ("next_cursor", .int(next))]))
         }
         router.get("/v1/agents") { request, _ -> Response in
             try self.listAgents(request)

@@ -53,7 +53,7 @@ public struct RollcallApplication: Sendable {
             GatewayStopService(gateway: gateway),
         ]
         var server = HTTPServerBuilder { responder in
-            RollcallChannel(responder: responder, gateway: gateway, configuration: configuration, admission: admission)
+            RollcallChannel(responder: responder, gateway: gateway, store: store, configuration: configuration, admission: admission)
         }
         if let certificate = configuration.tlsCertificatePath, let key = configuration.tlsKeyPath {
             let tls = TLSConfiguration.makeServerConfiguration(
@@ -94,7 +94,7 @@ public struct RollcallApplication: Sendable {
                 agent: id, state: agent.state, since: agent.stateSince, lastSeen: agent.lastSeen, timeoutMs: agent.timeoutMs,
                 bootID: agent.lastBootID, now: now)
         }
-        let gateway = Gateway(engine: engine, clock: clock, history: HistoryQueue(), hub: TransitionHub(), logger: logger)
+        let gateway = Gateway(engine: engine, clock: clock, history: HistoryQueue(), hub: TransitionHub(ringCapacity: configuration.transitionRing), logger: logger)
         for agent in start.agents where agent.tokenHash != nil || agent.disabled {
             guard let id = AgentID(agent.id) else { continue }
             gateway.setCredential(Credential(tokenHash: agent.tokenHash, disabled: agent.disabled), for: id)

@@ -8,6 +8,7 @@ import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
 import NIOWebSocket
 import RollcallCore
+import RollcallStore
 import ServiceLifecycle
 
 /// Rollcall's HTTP/1 channel: WebSocket upgrades for agents are handled on the event loop by
@@ -19,6 +20,7 @@ import ServiceLifecycle
 struct RollcallChannel: ServerChildChannel, HTTPChannelHandler {
     enum UpgradeResult: Sendable {
         case agent(any Channel)
+        case watch(any Channel)
         case notUpgraded(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>)
         /// An upgrade was asked for and refused. NIO's upgrade handler consumes the request, so
         /// the refusal is answered here, from the same validation the router uses.
@@ -30,8 +32,15 @@ struct RollcallChannel: ServerChildChannel, HTTPChannelHandler {
         let channel: any Channel
     }
 
+    /// What an accepted upgrade becomes.
+    enum UpgradeTarget: Sendable {
+        case agent(HandshakeRequest)
+        case watch(WatchRequest)
+    }
+
     let responder: HTTPChannelHandler.Responder
     let gateway: Gateway
+    let store: any HistoryStore
     let configuration: ServerConfiguration
     let admission: Admission
 
@@ -41,27 +50,43 @@ struct RollcallChannel: ServerChildChannel, HTTPChannelHandler {
             let configuration = self.configuration
             let admission = self.admission
             // The admission decision for an upgrade request, made once, kept for the answer.
-            let attempted = NIOLoopBoundBox<Result<HandshakeRequest, Refusal>?>(nil, eventLoop: channel.eventLoop)
+            let attempted = NIOLoopBoundBox<Result<UpgradeTarget, Refusal>?>(nil, eventLoop: channel.eventLoop)
             let recorder = UpgradeHeadRecorder()
             let recorderRef = NIOLoopBound(recorder, eventLoop: channel.eventLoop)
             let upgrader = NIOTypedWebSocketServerUpgrader<UpgradeResult>(
                 maxFrameSize: configuration.maxMessageBytes,
                 enableAutomaticErrorHandling: false,
                 shouldUpgrade: { channel, head in
-                    let decision = admission.admit(uri: head.uri, headers: head.headers, remote: channel.remoteAddress)
-                    attempted.value = decision
-                    guard case .success(let request) = decision else {
-                        return channel.eventLoop.makeSucceededFuture(nil)
+                    let decision: Result<UpgradeTarget, Refusal>
+                    if QueryString.split(uri: head.uri).path == WatchRequest.path {
+                        decision = admission.admitWatch(uri: head.uri, remote: channel.remoteAddress?.description).map { .watch($0) }
+                    } else {
+                        decision = admission.admit(uri: head.uri, headers: head.headers, remote: channel.remoteAddress).map { .agent($0) }
                     }
+                    attempted.value = decision
                     var headers = HTTPHeaders()
-                    if request.wantsSubprotocol { headers.add(name: "Sec-WebSocket-Protocol", value: HandshakeRequest.subprotocol) }
+                    switch decision {
+                    case .failure: return channel.eventLoop.makeSucceededFuture(nil)
+                    case .success(.agent(let request)):
+                        if request.wantsSubprotocol { headers.add(name: "Sec-WebSocket-Protocol", value: HandshakeRequest.subprotocol) }
+                    case .success(.watch): break
+                    }
                     return channel.eventLoop.makeSucceededFuture(headers)
                 },
                 upgradePipelineHandler: { channel, head in
                     channel.eventLoop.makeCompletedFuture {
-                        guard case .success(let request)? = attempted.value else { throw ChannelError.inputClosed }
-                        let handler = AgentChannelHandler(gateway: gateway, request: request, configuration: configuration, logger: logger)
-                        try channel.pipeline.syncOperations.addHandler(handler)
+                        switch attempted.value {
+                        case .success(.agent(let request))?:
+                            let handler = AgentChannelHandler(gateway: gateway, request: request, configuration: configuration, logger: logger)
+                            try channel.pipeline.syncOperations.addHandler(handler)
+                        case .success(.watch(let request))?:
+                            let handler = WatchChannelHandler(
+                                gateway: gateway, store: store, request: request, maxBuffered: configuration.maxWatcherBuffer, logger: logger)
+                            try channel.pipeline.syncOperations.addHandler(handler)
+                            return UpgradeResult.watch(channel)
+                        default:
+                            throw ChannelError.inputClosed
+                        }
                         return UpgradeResult.agent(channel)
                     }
                 }
@@ -119,6 +144,18 @@ struct RollcallChannel: ServerChildChannel, HTTPChannelHandler {
                     "handshake refused",
                     metadata: ["remote": "\(value.channel.remoteAddress?.description ?? "-")", "status": "\(refusal.status)", "cause": "\(refusal.code)", "message": "\(refusal.message)"])
                 await Self.write(refusal, to: http)
+            case .watch(let channel):
+                // Watchers are told the server is going away (1001) so the server can stop.
+                await withGracefulShutdownHandler {
+                    try? await channel.closeFuture.get()
+                } onGracefulShutdown: {
+                    channel.eventLoop.execute {
+                        guard let handler = try? channel.pipeline.syncOperations.handler(type: WatchChannelHandler.self),
+                            let context = try? channel.pipeline.syncOperations.context(handlerType: WatchChannelHandler.self)
+                        else { return channel.close(promise: nil) }
+                        handler.serverStopping(context: context)
+                    }
+                }
             case .agent(let channel):
                 // The handler lives on the event loop; this task only waits, and on a graceful
                 // shutdown tells the gateway to stop, which closes every agent with 1001.

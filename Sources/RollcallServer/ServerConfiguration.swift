@@ -12,6 +12,10 @@ public struct ServerConfiguration: Sendable {
     /// Bearer token for admin operations (`ROLLCALL_ADMIN_TOKEN` or `--admin-token-file`).
     public var adminToken: String?
     public var limits = GatewayLimits()
+    /// Unsent events a watcher may fall behind by before it is closed (4100, with its cursor).
+    public var maxWatcherBuffer: Int = 20_000
+    /// Recent transitions kept in memory for watchers that resume.
+    public var transitionRing: Int = 100_000
     /// PEM certificate chain and private key: with both, the port serves `wss://` and `https://`.
     public var tlsCertificatePath: String?
     public var tlsKeyPath: String?

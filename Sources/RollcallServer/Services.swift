@@ -55,8 +55,12 @@ struct HistoryWriterService: Service {
         var written = 0
         repeat {
             let batch = Array(pending[written..<min(pending.count, written + Self.maxBatch)])
+            let started = ContinuousClock.now
             do {
                 try store.write(batch, runID: runID, aliveAt: gateway.clock.now())
+                let elapsed = ContinuousClock.now - started
+                gateway.counters.metrics.batchWritten(
+                    nanoseconds: elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000, events: batch.count)
             } catch {
                 logger.error("history write failed; will retry", metadata: ["error": "\(error)", "events": "\(pending.count - written)"])
                 pending.removeFirst(written)
@@ -106,6 +110,7 @@ struct LivenessSweeperService: Service {
             gateway.sweep()
             let now = ContinuousClock.now
             gateway.pingSome(elapsed: now - last, interval: pingInterval)
+            gateway.counters.updateRate(now: now)
             last = now
         }
     }

@@ -122,5 +122,6 @@ public final class TransitionRecorder: Sendable {
 
 public struct TestTimeout: Error, CustomStringConvertible {
     public let what: String
+    public init(what: String) { self.what = what }
     public var description: String { "timed out waiting for \(what)" }
 }

@@ -21,13 +21,13 @@ import Testing
     }
 
     @Test func randomBytesNeverCrashTheTextDecoder() async {
-        await propertyCheck(count: 2000, input: Gen.uint8().array(of: 0...200)) { bytes in
+        await propertyCheck(count: 500, input: Gen.uint8().array(of: 0...200)) { bytes in
             checkText(bytes)
         }
     }
 
     @Test func mutatedValidMessagesNeverCrashTheTextDecoder() async {
-        await propertyCheck(count: 3000, input: Gen.int(in: 0...2), Gen.int(in: 0...10_000).array(of: 1...6), Gen.uint8()) { seed, positions, byte in
+        await propertyCheck(count: 600, input: Gen.int(in: 0...2), Gen.int(in: 0...10_000).array(of: 1...6), Gen.uint8()) { seed, positions, byte in
             var bytes = Self.seeds[seed]
             for p in positions {
                 switch p % 3 {
@@ -49,7 +49,7 @@ import Testing
     }
 
     @Test func randomBytesNeverCrashTheBinaryDecoder() async {
-        await propertyCheck(count: 2000, input: Gen.uint8().array(of: 0...16)) { bytes in
+        await propertyCheck(count: 500, input: Gen.uint8().array(of: 0...16)) { bytes in
             if let seq = try? WireCodec.decodeAgentBinary(bytes) {
                 #expect(bytes.count == 9 && bytes[0] == 1)
                 #expect(WireCodec.encodeBinaryHeartbeat(seq: seq) == bytes)
@@ -59,7 +59,7 @@ import Testing
 
     @Test func randomHandshakeURIsAreAcceptedOrRefusedWith400() async {
         let alphabet = Array("/v1agent?id=&boot=interval_ms%0123456789AZaz.:_-+ é\u{0}".unicodeScalars).map(Character.init)
-        await propertyCheck(count: 3000, input: Gen.int(in: 0...(alphabet.count - 1)).array(of: 0...80)) { indices in
+        await propertyCheck(count: 600, input: Gen.int(in: 0...(alphabet.count - 1)).array(of: 0...80)) { indices in
             let uri = "/v1/agent?" + String(indices.map { alphabet[$0] })
             switch HandshakeRequest.parse(uri: uri, authorization: nil, subprotocols: nil) {
             case .success(let request):

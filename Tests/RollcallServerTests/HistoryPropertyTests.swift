@@ -18,7 +18,7 @@ import Testing
     static let stepRange = 0...(operations * agents * delays.count - 1)
 
     @Test func theHistoryTilesTimeAfterAnyScenario() async throws {
-        await propertyCheck(count: 300, input: Gen.int(in: Self.stepRange).array(of: 1...80)) { steps in
+        await propertyCheck(count: 150, input: Gen.int(in: Self.stepRange).array(of: 1...80)) { steps in
             do {
                 let simulation = try Simulation()
                 for step in steps { try simulation.apply(step) }

@@ -9,7 +9,7 @@ import Testing
 @Suite(.timeLimit(.minutes(1))) struct HostileNeighbourTests {
     @Test func aGoodAgentIsUntouchedByHostileNeighbours() async throws {
         try await LiveServer.with(configure: { $0.limits.handshakeTimeout = .milliseconds(500) }) { server in
-            let good = try await RawWebSocket.connect(port: server.port, path: "/v1/agent?id=good-1&interval_ms=2000")
+            let good = try await RawWebSocket.connect(port: server.port, path: "/v1/agent?id=good-1&interval_ms=5000")
             _ = try await good.next()
             try await withThrowingTaskGroup(of: Void.self) { group in
                 let stop = Mutex2(false)
