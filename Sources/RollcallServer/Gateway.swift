@@ -252,6 +252,16 @@ public final class Gateway: Sendable {
         }
     }
 
+    /// A newly registered agent is known (offline) before it first connects, so the summary, the
+    /// listing and the watch snapshot agree.
+    public func registered(_ id: AgentID) {
+        let now = clock.now()
+        state.withLock { s in
+            guard s.engine.slot(of: id) == nil else { return }
+            s.engine.restore(agent: id, state: .offline, since: now, lastSeen: nil, timeoutMs: nil, now: now)
+        }
+    }
+
     func credential(for id: AgentID) -> Credential? { state.withLock { $0.credentials[id] } }
 
     func agent(withTokenHash hash: String) -> AgentID? { state.withLock { $0.owners[hash] } }

@@ -57,6 +57,10 @@ struct QueryAPI: Sendable {
             jsonResponse(.object([("status", .string(gateway.isStopping ? "stopping" : "ok"))]))
         }
         // Reached only when the request was not upgraded: a refusal or a plain GET.
+        router.get("/v1/watch") { request, _ -> Response in
+            if case .failure(let refusal) = admission.admitWatch(uri: request.uri.description, remote: nil) { throw APIError(refusal) }
+            throw APIError(status: 426, code: "upgrade_required", message: "GET /v1/watch is a WebSocket endpoint; send the upgrade headers")
+        }
         router.get("/v1/agent") { request, _ -> Response in
             let uri = request.uri.description
             switch admission.admit(uri: uri, authorization: request.headers[.authorization], subprotocols: request.headers[.secWebSocketProtocol], remote: nil) {
@@ -143,7 +147,12 @@ struct QueryAPI: Sendable {
 
     func register(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
         try requireAdmin(request, context)
-        let body = try await request.body.collect(upTo: 16 * 1024)
+        let body: ByteBuffer
+        do {
+            body = try await request.body.collect(upTo: 16 * 1024)
+        } catch {
+            throw APIError(status: 413, code: "too_large", message: "the registration body must be at most 16 KiB")
+        }
         let json: JSONValue
         do {
             json = try JSONParser.parse(body.readableBytesView)
@@ -167,6 +176,7 @@ struct QueryAPI: Sendable {
             throw APIError(status: 409, code: "exists", message: "agent '\(rawID)' is already registered; DELETE /v1/agents/\(rawID) first to issue a new token")
         }
         gateway.setCredential(Credential(tokenHash: hash, disabled: false), for: AgentID(rawID)!)
+        gateway.registered(AgentID(rawID)!)
         gateway.logger.info("agent registered", metadata: ["agent": "\(rawID)"])
         return jsonResponse(
             .object([("id", .string(rawID)), ("token", .string(token)), ("labels", .object(labels.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }))]),
@@ -255,6 +265,7 @@ struct QueryAPI: Sendable {
                 ("boot_id", .str(s.bootID)), ("heartbeats", .int(s.heartbeats)), ("last_seen", .time(s.lastSeen)),
                 ("interval_ms", .int(s.intervalMs)), ("timeout_ms", .int(s.timeoutMs)),
                 ("agent_restarted", s.agentRestarted.map { .bool($0) } ?? .null),
+                ("rtt_ms", s.rttMs.map { .number(($0 * 1000).rounded() / 1000) } ?? .null),
             ])
         }
         return jsonResponse(.object([("sessions", .array(items)), ("next_cursor", next)]))
@@ -315,7 +326,7 @@ struct QueryAPI: Sendable {
             members.append(
                 ("session",
                  .object([
-                    ("id", .string(String(session))), ("started_at", .time(stored?.startedAt)),
+                    ("id", .int(session)), ("started_at", .time(stored?.startedAt)),
                     ("remote_addr", .str(stored?.remoteAddress)), ("boot_id", .str(stored?.bootID)),
                     ("heartbeats", .int(live.heartbeats)),
                  ])))

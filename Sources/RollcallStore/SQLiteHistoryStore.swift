@@ -197,9 +197,11 @@ public final class SQLiteHistoryStore: HistoryStore {
             arguments += [state.rawValue]
         }
         if let prefix = query.idPrefix, !prefix.isEmpty {
-            // Agent ids cannot contain LIKE's wildcards except '_', which we escape.
+            // A literal prefix: LIKE's wildcards and the escape character are escaped.
             clauses.append("id LIKE ? ESCAPE '\\'")
-            arguments += [prefix.replacingOccurrences(of: "_", with: "\\_") + "%"]
+            let escaped = prefix.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
+                .replacingOccurrences(of: "_", with: "\\_")
+            arguments += [escaped + "%"]
         }
         for (key, value) in query.labels {
             clauses.append("json_extract(labels, ?) = ?")

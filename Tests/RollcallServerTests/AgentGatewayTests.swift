@@ -120,7 +120,7 @@ import Testing
             _ = try await LiveServer.with(databasePath: path) { server in
                 let ws = try await TestWebSocket.connect(server.wsBase + "/v1/agent?id=back-1")
                 _ = try await ws.nextServerMessage()
-                let ws2 = try await TestWebSocket.connect(server.wsBase + "/v1/agent?id=gone-1&interval_ms=1000")
+                let ws2 = try await TestWebSocket.connect(server.wsBase + "/v1/agent?id=gone-1&interval_ms=2000")
                 _ = try await ws2.nextServerMessage()
                 try await server.transitions.waitFor(agent: "gone-1", to: .online)
                 return [ws, ws2]
@@ -142,7 +142,7 @@ import Testing
                         }
                     }
                     defer { group.cancelAll() }
-                    return try await server.transitions.waitFor(agent: "gone-1", to: .offline)
+                    return try await server.transitions.waitFor(agent: "gone-1", to: .offline, within: .seconds(20))
                 }
                 #expect(gone.from == .unknown)
                 #expect(gone.reason == .timeout)

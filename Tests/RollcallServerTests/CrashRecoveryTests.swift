@@ -12,7 +12,7 @@ import Testing
         try await withTemporaryDirectory { dir in
             let path = dir.appendingPathComponent("crash.db").path
             let port = try freeLoopbackPort()
-            let first = try ServerProcess(port: port, databasePath: path, extraArguments: ["--interval-ms", "300", "--timeout-ms", "3000"])
+            let first = try ServerProcess(port: port, databasePath: path, extraArguments: ["--interval-ms", "300", "--timeout-ms", "10000"])
             try await first.waitUntilReady()
             let ids = (1...6).map { "crash-\($0)" }
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -30,7 +30,7 @@ import Testing
                 // Mid-traffic: the server dies without a word.
                 first.kill(SIGKILL)
                 _ = first.waitForExit()
-                let second = try ServerProcess(port: port, databasePath: path, extraArguments: ["--interval-ms", "300", "--timeout-ms", "3000"])
+                let second = try ServerProcess(port: port, databasePath: path, extraArguments: ["--interval-ms", "300", "--timeout-ms", "10000"])
                 try await second.waitUntilReady()
                 try await waitForRows(path, "SELECT count(*) FROM agents WHERE state = 'online'", ["6"], within: .seconds(20))
                 second.kill(SIGTERM)

@@ -11,26 +11,17 @@ import Testing
             .appendingPathComponent("docs/examples/python_agent.py").path
     }
 
-    func runPython(_ arguments: [String]) throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3"] + arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, output)
+    func runPython(_ arguments: [String]) async throws -> (Int32, String) {
+        try await runProcess(["python3"] + arguments)
     }
 
     @Test(arguments: [false, true])
     func thePythonExampleAgentBeatsAndSaysGoodbye(binary: Bool) async throws {
-        let (probe, _) = try runPython(["-c", "import websockets"])
+        let (probe, _) = try await runPython(["-c", "import websockets"])
         try #require(probe == 0, "install the interop dependency: pip install websockets (scripts/bootstrap does)")
         try await LiveServer.with(configure: { $0.liveness.defaultIntervalMs = 100; $0.liveness.defaultTimeoutMs = 3000 }) { server in
             let id = binary ? "py-binary" : "py-json"
-            let (status, output) = try runPython([Self.script, server.wsBase, id, "--beats", "5"] + (binary ? ["--binary"] : []))
+            let (status, output) = try await runPython([Self.script, server.wsBase, id, "--beats", "5"] + (binary ? ["--binary"] : []))
             #expect(status == 0, "python agent failed: \(output)")
             let offline = try await server.transitions.waitFor(agent: id, to: .offline)
             #expect(offline.reason == .goodbye)
