@@ -30,6 +30,10 @@ public struct LoadConfiguration: Sendable {
     /// Seconds after the ramp before the storm.
     public var settleSeconds: Double = 5
     public var idPrefix: String = "load"
+    /// `/v1/watch` streams to open after the ramp; their delivery latency is reported.
+    public var watchers: Int = 0
+    /// Churn: the share of the fleet that leaves (and returns) each second.
+    public var churnPerSecond: Double = 0.01
     public var token: String?
 
     public init() {}

@@ -73,8 +73,13 @@ final class LoadConnection: ChannelInboundHandler, RemovableChannelHandler {
 
     private func start(context: ChannelHandlerContext) {
         if configuration.flood {
-            for _ in 0..<configuration.window { send(context: context) }
-            context.flush()
+            // After the upgrade has settled: writes made while the HTTP handlers leave are lost.
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            context.eventLoop.scheduleTask(in: .milliseconds(5)) {
+                let (handler, context) = loopBound.value
+                for _ in 0..<handler.configuration.window { handler.send(context: context) }
+                context.flush()
+            }
             return
         }
         let interval = TimeAmount.milliseconds(configuration.intervalMs)

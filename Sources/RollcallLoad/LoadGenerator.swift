@@ -78,6 +78,41 @@ public final class LoadGenerator: Sendable {
         }
     }
 
+    /// Opens a `/v1/watch` stream that times every delivered transition.
+    @discardableResult
+    public func connectWatcher() async -> Bool {
+        let configuration = self.configuration
+        let stats = self.stats
+        var headers = HTTPHeaders()
+        headers.add(name: "Host", value: "\(configuration.host):\(configuration.port)")
+        headers.add(name: "Content-Length", value: "0")
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/v1/watch", headers: headers)
+        do {
+            let upgraded: EventLoopFuture<Bool> = try await ClientBootstrap(group: group)
+                .connect(host: configuration.host, port: configuration.port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let upgrader = NIOTypedWebSocketClientUpgrader<Bool>(
+                            maxFrameSize: 1 << 24,
+                            upgradePipelineHandler: { channel, _ in
+                                channel.eventLoop.makeCompletedFuture {
+                                    try channel.pipeline.syncOperations.addHandler(WatchConnection(stats: stats))
+                                    stats.update { $0.watchers += 1 }
+                                    return true
+                                }
+                            })
+                        let upgrade = NIOTypedHTTPClientUpgradeConfiguration(
+                            upgradeRequestHead: head, upgraders: [upgrader],
+                            notUpgradingCompletionHandler: { channel in channel.eventLoop.makeCompletedFuture { false } })
+                        return try channel.pipeline.syncOperations.configureUpgradableHTTPClientPipeline(
+                            configuration: .init(upgradeConfiguration: upgrade))
+                    }
+                }
+            return try await upgraded.get()
+        } catch {
+            return false
+        }
+    }
+
     /// Remembers the channel of agent `index` once it is up (for scenarios that drop agents).
     func register(_ index: Int, _ channel: any Channel) {
         channels.withLock { $0[index] = channel }

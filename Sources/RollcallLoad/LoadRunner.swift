@@ -59,6 +59,15 @@ extension LoadGenerator {
         await ramp(log: log)
         let rampSeconds = seconds(since: started)
         log("ramp done: \(stats.snapshot.connected) connected in \(String(format: "%.1f", rampSeconds)) s")
+        if configuration.watchers > 0 {
+            await withTaskGroup(of: Void.self) { group in
+                for _ in 0..<configuration.watchers { group.addTask { await self.connectWatcher() } }
+            }
+            log("\(stats.snapshot.watchers) watchers connected")
+            // Let every snapshot arrive before timing the live stream.
+            try? await Task.sleep(for: .milliseconds(Int64(configuration.settleSeconds * 1000)))
+            stats.update { $0.delivery.reset() }
+        }
         _ = stats.takeHistogram()
         var phases: [LoadReport.Phase] = []
         var extra: [String: Double] = [:]
@@ -78,6 +87,13 @@ extension LoadGenerator {
             phases.append(await measure("storm", seconds: max(1, configuration.durationSeconds), reconnect: false, log: log))
         }
         let snapshot = stats.snapshot
+        if snapshot.watchers > 0 {
+            extra["watchers"] = Double(snapshot.watchers)
+            extra["watch_deliveries"] = Double(snapshot.delivery.totalCount)
+            extra["watch_delivery_p50_ms"] = Double(snapshot.delivery.valueAtPercentile(50)) / 1000
+            extra["watch_delivery_p99_ms"] = Double(snapshot.delivery.valueAtPercentile(99)) / 1000
+            extra["watch_delivery_max_ms"] = Double(snapshot.delivery.max) / 1000
+        }
         return LoadReport(
             scenario: configuration.scenario.rawValue, agents: configuration.agents, connected: snapshot.connected,
             failedConnects: snapshot.failedConnects, unexpectedCloses: snapshot.unexpectedCloses, lateBeats: snapshot.lateBeats,
@@ -138,8 +154,9 @@ extension LoadGenerator {
         let end = start + .milliseconds(Int64(duration * 1000))
         while ContinuousClock.now < end {
             // Each second, 1% of the fleet leaves politely and as many come back.
-            let leaving = (0..<max(1, configuration.agents / 100)).map { _ in Int.random(in: 0..<configuration.agents) }.filter(isOpen)
-            await leave(leaving, abrupt: false)
+            let count = max(1, Int(Double(configuration.agents) * configuration.churnPerSecond))
+            let leaving = Set((0..<count).map { _ in Int.random(in: 0..<configuration.agents) }).filter(isOpen)
+            await leave(Array(leaving), abrupt: false)
             try? await Task.sleep(for: .milliseconds(500))
             await withTaskGroup(of: Void.self) { group in
                 for i in leaving where !isOpen(i) { group.addTask { await self.connect(i) } }

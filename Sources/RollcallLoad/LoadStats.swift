@@ -13,6 +13,9 @@ public final class LoadStats: Sendable {
         public var reconnects = 0
         public var unexpectedCloses: [Int: Int] = [:]
         public var rtt = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+        /// Watch stream delivery latency (now − detected_at), microseconds.
+        public var delivery = Histogram<UInt64>(highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: .three)
+        public var watchers = 0
     }
 
     private let state = Mutex(Snapshot())
@@ -26,6 +29,10 @@ public final class LoadStats: Sendable {
             s.acks += 1
             _ = s.rtt.record(rttMicros)
         }
+    }
+
+    public func recordDelivery(micros: UInt64) {
+        state.withLock { s in _ = s.delivery.record(micros) }
     }
 
     public var snapshot: Snapshot { state.withLock { $0 } }

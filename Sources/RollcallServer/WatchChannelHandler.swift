@@ -73,9 +73,17 @@ final class WatchChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
         }
         listenerID = start.listenerID
         if let snapshot = start.snapshot {
+            // A snapshot of a large fleet is megabytes of JSON: build it off the event loop so
+            // the agents sharing this loop are never kept waiting for their acks.
             lastSent = start.cursor
-            send(context: context, snapshotJSON(snapshot, cursor: start.cursor))
-            finishReplay(backlog: [], context: context)
+            let cursor = start.cursor
+            NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) {
+                Self.snapshotJSON(snapshot, cursor: cursor)
+            }.whenComplete { result in
+                let (handler, context) = loopBound.value
+                if case .success(let text) = result { handler.send(context: context, text) }
+                handler.finishReplay(backlog: [], context: context)
+            }
             return
         }
         let after = request.after ?? start.cursor
@@ -234,7 +242,7 @@ final class WatchChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
         ]).serialized()
     }
 
-    func snapshotJSON(_ agents: [LivenessEngine.AgentStatus], cursor: Int64) -> String {
+    static func snapshotJSON(_ agents: [LivenessEngine.AgentStatus], cursor: Int64) -> String {
         let items: [JSONValue] = agents.compactMap { a in
             guard let state = a.state else { return nil }
             return .object([

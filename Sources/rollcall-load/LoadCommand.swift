@@ -24,6 +24,8 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(name: .customLong("storm-count"), help: "Agents that drop at once in the storm scenario.") var stormCount: Int = 0
     @Option(help: "Seconds between the ramp and the storm.") var settle: Double = 5
     @Option(name: .customLong("id-prefix"), help: "Agent ids are PREFIX-N.") var idPrefix: String = "load"
+    @Option(help: "Watch streams to open after the ramp; their delivery latency is reported.") var watchers: Int = 0
+    @Option(name: .customLong("churn"), help: "Churn scenario: share of the fleet leaving and returning each second.") var churn: Double = 0.01
     @Option(help: "Event-loop threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
     func validate() throws {
@@ -37,6 +39,8 @@ struct LoadCommand: AsyncParsableCommand {
         guard (1...200_000).contains(agents) else { throw ValidationError("--agents must be between 1 and 200000") }
         guard intervalMs >= 10 else { throw ValidationError("--interval-ms must be at least 10") }
         guard duration > 0, duration <= 3600 else { throw ValidationError("--duration must be between 0 and 3600 seconds") }
+        guard (0...1000).contains(watchers) else { throw ValidationError("--watchers must be between 0 and 1000") }
+        guard churn > 0, churn <= 1 else { throw ValidationError("--churn must be a share between 0 and 1, e.g. 0.01") }
         guard (1...1000).contains(window) else { throw ValidationError("--window must be between 1 and 1000") }
     }
 
@@ -56,6 +60,8 @@ struct LoadCommand: AsyncParsableCommand {
         configuration.stormCount = stormCount
         configuration.settleSeconds = settle
         configuration.idPrefix = idPrefix
+        configuration.watchers = watchers
+        configuration.churnPerSecond = churn
         configuration.token = ProcessInfo.processInfo.environment["ROLLCALL_TOKEN"]
         let generator = LoadGenerator(configuration: configuration, threads: threads)
         let report = await generator.run { line in

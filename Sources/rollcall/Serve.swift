@@ -34,6 +34,9 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("max-message-bytes"), help: "Largest agent message (bigger ones close with 1009).")
     var maxMessageBytes: Int = 4096
 
+    @Option(name: .customLong("max-messages-per-second"), help: "Messages per second one agent may send before it is closed (1008).")
+    var maxMessagesPerSecond: Double = 20
+
     func validate() throws {
         if let adminTokenFile, !FileManager.default.isReadableFile(atPath: adminTokenFile) {
             throw ValidationError("--admin-token-file \(adminTokenFile) cannot be read")
@@ -41,6 +44,7 @@ struct Serve: AsyncParsableCommand {
         for path in [tlsCert, tlsKey].compactMap({ $0 }) where !FileManager.default.isReadableFile(atPath: path) {
             throw ValidationError("\(path) cannot be read; --tls-cert and --tls-key take PEM files")
         }
+        guard maxMessagesPerSecond >= 1 else { throw ValidationError("--max-messages-per-second must be at least 1") }
         guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
         guard (256...1_048_576).contains(maxMessageBytes) else { throw ValidationError("--max-message-bytes must be between 256 and 1048576") }
         let configuration = try makeConfiguration()
@@ -52,6 +56,8 @@ struct Serve: AsyncParsableCommand {
         configuration.allowOpenBeyondLoopback = allowOpenRemote
         configuration.limits.maxConnections = maxConnections
         configuration.maxMessageBytes = maxMessageBytes
+        configuration.limits.messagesPerSecond = maxMessagesPerSecond
+        configuration.limits.messageBurst = maxMessagesPerSecond * 2
         configuration.tlsCertificatePath = tlsCert
         configuration.tlsKeyPath = tlsKey
         if let adminTokenFile {

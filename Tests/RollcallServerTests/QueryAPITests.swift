@@ -117,3 +117,59 @@ import Testing
         }
     }
 }
+
+@Suite(.timeLimit(.minutes(1))) struct PaginationTests {
+    @Test func pagingThroughAgentsWhileOthersArriveSeesEveryEarlierAgentOnce() async throws {
+        try await LiveServer.with { server in
+            var sockets: [RawWebSocket] = []
+            for i in 0..<40 {
+                let ws = try await RawWebSocket.connect(port: server.port, path: "/v1/agent?id=page-\(String(format: "%03d", i * 2))")
+                _ = try await ws.next()
+                sockets.append(ws)
+            }
+            try await waitForRows(server.databasePath, "SELECT count(*) FROM agents", ["40"])
+            let before = Set((0..<40).map { "page-\(String(format: "%03d", $0 * 2))" })
+            var seen: [String] = []
+            var cursor: String?
+            var added = 0
+            repeat {
+                let path = "/v1/agents?limit=7" + (cursor.map { "&after=\($0)" } ?? "")
+                let page = try JSONParser.parse(try await httpGET(port: server.port, path).body)
+                guard case .array(let agents)? = page["agents"] else { Issue.record("no agents"); return }
+                seen += agents.compactMap { $0["id"]?.stringValue }
+                cursor = page["next_cursor"]?.stringValue
+                // New agents arrive between pages, on both sides of the cursor.
+                if added < 10 {
+                    let ws = try await RawWebSocket.connect(port: server.port, path: "/v1/agent?id=page-\(String(format: "%03d", added * 8 + 1))")
+                    _ = try await ws.next()
+                    sockets.append(ws)
+                    added += 1
+                }
+            } while cursor != nil
+            #expect(Set(seen).count == seen.count, "no agent twice")
+            #expect(before.isSubset(of: Set(seen)), "every agent present before paging began is seen")
+            #expect(seen == seen.sorted(), "pages follow the cursor order")
+        }
+    }
+
+    @Test func pagingThroughEventsIsGapFree() async throws {
+        try await LiveServer.with { server in
+            for i in 0..<12 {
+                let ws = try await RawWebSocket.connect(port: server.port, path: "/v1/agent?id=ev-\(i)")
+                _ = try await ws.next()
+                try await ws.sendText(#"{"type":"bye"}"#)
+            }
+            try await waitForRows(server.databasePath, "SELECT count(*) FROM transitions", ["24"])
+            var ids: [Int64] = []
+            var after: Int64 = 0
+            while true {
+                let page = try JSONParser.parse(try await httpGET(port: server.port, "/v1/events?after=\(after)&limit=5").body)
+                guard case .array(let events)? = page["events"], !events.isEmpty else { break }
+                ids += events.compactMap { $0["id"]?.int64Value }
+                after = page["next_cursor"]?.int64Value ?? after
+            }
+            #expect(ids == Array(1...24))
+            #expect(try await httpGET(port: server.port, "/v1/events?after=-1").status == 400)
+        }
+    }
+}
