@@ -27,7 +27,6 @@ public final class LoadGenerator: Sendable {
     public func connect(_ index: Int) async -> Bool {
         let configuration = self.configuration
         let stats = self.stats
-        let source = configuration.sourceAddresses[index % configuration.sourceAddresses.count]
         var path = "/v1/agent?id=\(configuration.idPrefix)-\(index)&interval_ms=\(configuration.intervalMs)&boot=b\(index)"
         if configuration.flood { path = "/v1/agent?id=\(configuration.idPrefix)-\(index)&boot=b\(index)" }
         var headers = HTTPHeaders()
@@ -42,21 +41,31 @@ public final class LoadGenerator: Sendable {
                 if !expected { s.unexpectedCloses[code ?? 1006, default: 0] += 1 }
             }
         }
+        let source = try? SocketAddress(ipAddress: configuration.sourceAddresses[index % configuration.sourceAddresses.count], port: 0)
+        let upgraded = await upgrade(head: head, from: source, maxFrameSize: 1 << 14) { channel in
+            try channel.pipeline.syncOperations.addHandler(LoadConnection(configuration: configuration, stats: stats, onClosed: onClosed))
+            stats.update { $0.connected += 1 }
+            self.register(index, channel)
+        }
+        if !upgraded { stats.update { $0.failedConnects += 1 } }
+        return upgraded
+    }
+
+    /// Connects, upgrades with `head`, and lets `install` add the frame handler.
+    func upgrade(
+        head: HTTPRequestHead, from source: SocketAddress?, maxFrameSize: Int,
+        install: @escaping @Sendable (any Channel) throws -> Void
+    ) async -> Bool {
         do {
-            let bootstrap = try ClientBootstrap(group: group)
-                .channelOption(.socketOption(.so_reuseaddr), value: 1)
-                .connectTimeout(.seconds(10))
-                .bind(to: SocketAddress(ipAddress: source, port: 0))
+            var bootstrap = ClientBootstrap(group: group).channelOption(.socketOption(.so_reuseaddr), value: 1).connectTimeout(.seconds(10))
+            if let source { bootstrap = bootstrap.bind(to: source) }
             let upgraded: EventLoopFuture<Bool> = try await bootstrap.connect(host: configuration.host, port: configuration.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let upgrader = NIOTypedWebSocketClientUpgrader<Bool>(
-                        maxFrameSize: 1 << 14,
+                        maxFrameSize: maxFrameSize,
                         upgradePipelineHandler: { channel, _ in
                             channel.eventLoop.makeCompletedFuture {
-                                try channel.pipeline.syncOperations.addHandler(
-                                    LoadConnection(configuration: configuration, stats: stats, onClosed: onClosed))
-                                stats.update { $0.connected += 1 }
-                                self.register(index, channel)
+                                try install(channel)
                                 return true
                             }
                         })
@@ -67,13 +76,8 @@ public final class LoadGenerator: Sendable {
                         configuration: .init(upgradeConfiguration: upgrade))
                 }
             }
-            guard try await upgraded.get() else {
-                stats.update { $0.failedConnects += 1 }
-                return false
-            }
-            return true
+            return try await upgraded.get()
         } catch {
-            stats.update { $0.failedConnects += 1 }
             return false
         }
     }
@@ -87,29 +91,9 @@ public final class LoadGenerator: Sendable {
         headers.add(name: "Host", value: "\(configuration.host):\(configuration.port)")
         headers.add(name: "Content-Length", value: "0")
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/v1/watch", headers: headers)
-        do {
-            let upgraded: EventLoopFuture<Bool> = try await ClientBootstrap(group: group)
-                .connect(host: configuration.host, port: configuration.port) { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        let upgrader = NIOTypedWebSocketClientUpgrader<Bool>(
-                            maxFrameSize: 1 << 24,
-                            upgradePipelineHandler: { channel, _ in
-                                channel.eventLoop.makeCompletedFuture {
-                                    try channel.pipeline.syncOperations.addHandler(WatchConnection(stats: stats))
-                                    stats.update { $0.watchers += 1 }
-                                    return true
-                                }
-                            })
-                        let upgrade = NIOTypedHTTPClientUpgradeConfiguration(
-                            upgradeRequestHead: head, upgraders: [upgrader],
-                            notUpgradingCompletionHandler: { channel in channel.eventLoop.makeCompletedFuture { false } })
-                        return try channel.pipeline.syncOperations.configureUpgradableHTTPClientPipeline(
-                            configuration: .init(upgradeConfiguration: upgrade))
-                    }
-                }
-            return try await upgraded.get()
-        } catch {
-            return false
+        return await upgrade(head: head, from: nil, maxFrameSize: 1 << 24) { channel in
+            try channel.pipeline.syncOperations.addHandler(WatchConnection(stats: stats))
+            stats.update { $0.watchers += 1 }
         }
     }
 
