@@ -21,6 +21,8 @@ public struct AgentConfiguration: Sendable {
     public var caFile: String?
     /// A file holding a small JSON object, sent as each heartbeat's `status` (read every beat).
     public var statusFile: String?
+    /// Stop (exit 69) when the server could not be reached for this long; `nil` retries forever.
+    public var giveUpAfter: Duration?
     public var initialBackoff: Duration = .milliseconds(500)
     public var maxBackoff: Duration = .seconds(30)
 

@@ -49,8 +49,14 @@ public struct AgentRunner: Sendable {
     public func run() async throws {
         var backoff = Backoff(initial: configuration.initialBackoff, maximum: configuration.maxBackoff)
         var rng = SystemRandomNumberGenerator()
+        var unreachableSince: ContinuousClock.Instant?
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            let outcome = await runOnce(onWelcome: { backoff.reset() })
+            var welcomed = false
+            let outcome = await runOnce(onWelcome: {
+                backoff.reset()
+                welcomed = true
+            })
+            if welcomed { unreachableSince = nil }
             if Task.isCancelled || Task.isShuttingDownGracefully || outcome == .saidGoodbye { return }
             var floor: Duration = .zero
             switch outcome {
@@ -73,7 +79,14 @@ public struct AgentRunner: Sendable {
                     floor = .seconds(refusal.retryAfterSeconds ?? 0)
                 }
             case .failed(let why):
-                logger.warning("connection failed", metadata: ["error": "\(why)"])
+                logger.warning("connection failed", metadata: ["server": "\(configuration.serverURL)", "error": "\(why)"])
+                if !welcomed {
+                    let since = unreachableSince ?? .now
+                    unreachableSince = since
+                    if let limit = configuration.giveUpAfter, ContinuousClock.now - since >= limit {
+                        throw AgentStop(exitCode: 69, message: "cannot reach the server at \(configuration.serverURL) for \(limit): \(why)")
+                    }
+                }
             case .saidGoodbye:
                 return
             }

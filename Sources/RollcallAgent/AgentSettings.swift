@@ -14,6 +14,8 @@ public struct AgentSettings: Sendable, Equatable {
     public var ca: String?
     public var statusFile: String?
     public var logLevel: String?
+    /// Seconds without reaching the server before giving up (exit 69).
+    public var giveUpAfterSeconds: Int?
 
     public init() {}
 
@@ -45,6 +47,9 @@ public struct AgentSettings: Sendable, Equatable {
             case "ca": settings.ca = value
             case "status_file": settings.statusFile = value
             case "log_level": settings.logLevel = value
+            case "give_up_after_s":
+                guard let v = Int(value), v > 0 else { throw Problem("\(name):\(number + 1): give_up_after_s must be a positive number of seconds") }
+                settings.giveUpAfterSeconds = v
             case _ where key.hasPrefix("label."): settings.labels[String(key.dropFirst(6))] = value
             default: throw Problem("\(name):\(number + 1): unknown setting '\(key)'")
             }
@@ -87,6 +92,7 @@ public struct AgentSettings: Sendable, Equatable {
         merged.ca = other.ca ?? ca
         merged.statusFile = other.statusFile ?? statusFile
         merged.logLevel = other.logLevel ?? logLevel
+        merged.giveUpAfterSeconds = other.giveUpAfterSeconds ?? giveUpAfterSeconds
         return merged
     }
 
@@ -108,6 +114,7 @@ public struct AgentSettings: Sendable, Equatable {
         configuration.caFile = ca
         configuration.statusFile = statusFile
         configuration.hostname = hostname
+        configuration.giveUpAfter = giveUpAfterSeconds.map { .seconds($0) }
         if let tokenFile {
             guard let text = try? String(contentsOfFile: tokenFile, encoding: .utf8) else {
                 throw Problem("the token file \(tokenFile) cannot be read")

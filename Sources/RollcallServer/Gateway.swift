@@ -115,6 +115,7 @@ public final class Gateway: Sendable {
         }
         perform(closes)
         if let accepted {
+            counters.metrics.accepted()
             logger.debug(
                 "agent connected",
                 metadata: ["agent": "\(request.agentID)", "session": "\(accepted.sessionID)", "remote": "\(remoteAddress ?? "-")"])

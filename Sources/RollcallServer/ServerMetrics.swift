@@ -37,6 +37,7 @@ public final class ServerMetrics: Sendable {
     }
 
     func heartbeatsSeen(_ n: Int) { heartbeats.increment(by: Int64(n)) }
+    func accepted() { connectionsAccepted.increment() }
     func ackLatency(nanoseconds: Int64) { acks.recordNanoseconds(nanoseconds) }
     func rttSample(ms: Double) { rtt.recordNanoseconds(Int64(ms * 1_000_000)) }
     func batchWritten(nanoseconds: Int64, events: Int) {

@@ -17,7 +17,8 @@ struct AgentCommand: AsyncParsableCommand {
             (key = value lines: server, id, interval_ms, binary, label.KEY, token_file, ca, status_file, log_level).
             The token comes from a file or ROLLCALL_TOKEN, never from the command line.
             SIGTERM or SIGINT send bye, close the connection and exit 0. Exit 77: the token was refused or revoked; \
-            78: the server refused the id or parameters; 64: bad settings.
+            78: the server refused the id or parameters; 69: the server could not be reached within --give-up-after; \
+            64: bad settings.
             """,
         version: "0.1.0"
     )
@@ -46,6 +47,9 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(name: .customLong("status-file"), help: "File with a small JSON object sent as each heartbeat's status.")
     var statusFile: String?
 
+    @Option(name: .customLong("give-up-after"), help: "Exit 69 when the server could not be reached for this many seconds (default: retry forever).")
+    var giveUpAfter: Int?
+
     @Option(help: "Configuration file of key = value lines.")
     var config: String?
 
@@ -69,6 +73,10 @@ struct AgentCommand: AsyncParsableCommand {
         flags.ca = ca
         flags.statusFile = statusFile
         flags.logLevel = logLevel
+        if let giveUpAfter {
+            guard giveUpAfter > 0 else { throw ValidationError("--give-up-after must be a positive number of seconds") }
+            flags.giveUpAfterSeconds = giveUpAfter
+        }
         var file = AgentSettings()
         if let config {
             guard let text = try? String(contentsOfFile: config, encoding: .utf8) else { throw ValidationError("--config \(config) cannot be read") }

@@ -50,4 +50,19 @@ import Testing
             #expect(agent.terminationStatus == 0)
         }
     }
+
+    @Test func anUnreachableServerEndsInExit69AfterGiveUpAfter() async throws {
+        let port = try freeLoopbackPort()
+        let binary = productsDirectory.appendingPathComponent("rollcall-agent").path
+        let (status, output) = try await runProcess([binary, "--server", "ws://127.0.0.1:\(port)", "--id", "lonely", "--give-up-after", "1", "--log-level", "critical"])
+        #expect(status == 69)
+        #expect(output.contains("cannot reach the server"))
+    }
+
+    @Test func aBadURLIsAUsageErrorThatSaysWhatToType() async throws {
+        let binary = productsDirectory.appendingPathComponent("rollcall-agent").path
+        let (status, output) = try await runProcess([binary, "--server", "http://127.0.0.1:7777", "--id", "web-01"])
+        #expect(status == 64)
+        #expect(output.contains("ws://"))
+    }
 }
