@@ -25,6 +25,9 @@ public struct LivenessEngine: Sendable {
         var estimate = PhiAccrualEstimate()
         /// Smoothed ping round trip on the current session.
         var rttMs: Double?
+        /// Smoothed agent wall clock minus server receive time, from `sent_ms` (includes the
+        /// one-way network delay). Reported only; it never decides a transition.
+        var skewMs: Double?
         /// Last pong: proof the TCP path works; reported, but only messages hold the deadline.
         var lastPong: Millis = 0
         var warmupDeadline: Millis?
@@ -125,9 +128,13 @@ public struct LivenessEngine: Sendable {
 
     /// Any valid message (or, with `heartbeat: false`, any other sign of life) on `session`.
     /// Returns the `suspect → online` transition when the agent was suspect, else nothing.
-    public mutating func signOfLife(slot: Slot, session: Int64, now: Millis, heartbeat: Bool = true) -> [LivenessEffect] {
+    public mutating func signOfLife(slot: Slot, session: Int64, now: Millis, heartbeat: Bool = true, sentMs: Int64? = nil) -> [LivenessEffect] {
         let i = Int(slot)
         guard records[i].session == session else { return [] }
+        if let sentMs {
+            let skew = Double(sentMs - now)
+            records[i].skewMs = records[i].skewMs.map { $0 * 0.75 + skew * 0.25 } ?? skew
+        }
         if now > records[i].lastSeen { records[i].lastSeen = now }
         if heartbeat {
             records[i].heartbeats &+= 1
@@ -368,6 +375,8 @@ extension LivenessEngine {
         public var rttMs: Double?
         /// The latest sign of life of any kind, pongs included.
         public var lastSignOfLife: Millis
+        /// Smoothed agent clock − server clock at receipt, when the agent sends `sent_ms`.
+        public var skewMs: Double?
     }
 
     public func slot(of id: AgentID) -> Slot? { index[id] }
@@ -394,7 +403,8 @@ extension LivenessEngine {
         return AgentStatus(
             id: r.id, state: r.state, since: r.stateSince, lastSeen: r.lastSeen, sessionID: r.session, intervalMs: r.intervalMs,
             timeoutMs: r.timeoutMs, heartbeats: r.heartbeats, offlineAt: offlineAt, suspectAt: suspectAt,
-            estimate: configuration.detector == .fixed ? nil : r.estimate, rttMs: r.rttMs, lastSignOfLife: max(r.lastSeen, r.lastPong))
+            estimate: configuration.detector == .fixed ? nil : r.estimate, rttMs: r.rttMs, lastSignOfLife: max(r.lastSeen, r.lastPong),
+            skewMs: r.skewMs)
     }
 
     public var agentCount: Int { records.count }

@@ -223,7 +223,7 @@ final class AgentChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
             beats &+= 1
             let timed = beats % ServerMetrics.ackSampleEvery == 0 ? NIODeadline.now() : nil
             defer { if let timed { gateway.counters.metrics.ackLatency(nanoseconds: (NIODeadline.now() - timed).nanoseconds) } }
-            let now = gateway.heartbeat(slot: slot, session: session)
+            let now = gateway.heartbeat(slot: slot, session: session, sentMs: beat.sentMs)
             if let status = beat.status { gateway.status(status, agent: request.agentID) }
             scratch.removeAll(keepingCapacity: true)
             WireCodec.writeAck(seq: beat.seq, serverTimeMs: now, into: &scratch)

@@ -125,10 +125,10 @@ public final class Gateway: Sendable {
 
     /// A heartbeat arrived; returns the server time to put in the ack.
     @inline(__always)
-    func heartbeat(slot: LivenessEngine.Slot, session: Int64) -> Millis {
+    func heartbeat(slot: LivenessEngine.Slot, session: Int64, sentMs: Int64? = nil) -> Millis {
         let now = clock.now()
         let closes = state.withLock { s -> [(ConnectionHandle, CloseCode, String)] in
-            let effects = s.engine.signOfLife(slot: slot, session: session, now: now)
+            let effects = s.engine.signOfLife(slot: slot, session: session, now: now, sentMs: sentMs)
             return effects.isEmpty ? [] : apply(effects, state: &s)
         }
         if !closes.isEmpty { perform(closes) }

@@ -355,6 +355,7 @@ struct QueryAPI: Sendable {
         }
         members.append(("suspicion", .object(suspicion)))
         members.append(("offline_at", .time(live?.offlineAt)))
+        members.append(("skew_ms", live?.skewMs.map { .number($0.rounded()) } ?? .null))
         return jsonResponse(.object(members))
     }
 

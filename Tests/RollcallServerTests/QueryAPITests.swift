@@ -20,7 +20,9 @@ import Testing
             let ws = try await TestWebSocket.connect(server.wsBase + "/v1/agent?id=api-1&boot=xyz")
             _ = try await ws.nextServerMessage()
             try await ws.send(text: #"{"type":"hello","hostname":"h1","agent_version":"9.9","labels":{"env":"prod"}}"#)
-            try await ws.send(text: #"{"type":"heartbeat","seq":1}"#)
+            // The agent's clock runs a minute ahead: the detail reports the skew.
+            let ahead = Int64(Date().timeIntervalSince1970 * 1000) + 60_000
+            try await ws.send(text: #"{"type":"heartbeat","seq":1,"sent_ms":\#(ahead)}"#)
             _ = try await ws.nextServerMessage()
             try await waitForRows(server.databasePath, "SELECT hostname FROM agents WHERE id = 'api-1'", ["h1"])
 
@@ -46,6 +48,11 @@ import Testing
             #expect(one["timeout_ms"]?.int64Value == 30_000)
             #expect(one["session"]?["boot_id"]?.stringValue == "xyz")
             #expect(one["offline_at"]?.stringValue != nil)
+            if case .number(let skew)? = one["skew_ms"] {
+                #expect(skew > 55_000 && skew < 65_000, "skew \(skew) ms")
+            } else {
+                Issue.record("no skew_ms in \(detail.body)")
+            }
             try await ws.close()
         }
     }
