@@ -11,6 +11,9 @@ public struct LoadConfiguration: Sendable {
         case storm
         /// Agents reconnect with backoff whenever the server goes away (restart the server under them).
         case herd
+        /// After the settle period, `stormCount` agents stop beating with their sockets open, so the
+        /// server must detect them by deadline (detection latency).
+        case silence
     }
 
     public var host: String = "127.0.0.1"

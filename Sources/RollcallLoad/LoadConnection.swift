@@ -126,6 +126,12 @@ final class LoadConnection: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    /// Stops beating but keeps the connection open: the server must time it out.
+    func fallSilent() {
+        leaving = true  // the 4000 that follows is expected
+        beatTask?.cancel()
+    }
+
     /// Leaves: `abrupt` closes TCP without a close frame (a vanished machine); otherwise bye + 1000.
     func leave(context: ChannelHandlerContext, abrupt: Bool) {
         leaving = true

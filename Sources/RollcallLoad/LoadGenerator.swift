@@ -118,6 +118,16 @@ public final class LoadGenerator: Sendable {
         }
     }
 
+    /// Makes `indices` stop beating with their sockets open.
+    public func silence(_ indices: [Int]) async {
+        let targets = channels.withLock { map in indices.compactMap { map[$0] } }
+        for channel in targets {
+            try? await channel.eventLoop.submit {
+                try channel.pipeline.syncOperations.handler(type: LoadConnection.self).fallSilent()
+            }.get()
+        }
+    }
+
     public var openConnections: Int { channels.withLock { $0.count } }
 
     func channelsContain(_ index: Int) -> Bool { channels.withLock { $0[index] != nil } }

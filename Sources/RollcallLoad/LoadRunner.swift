@@ -76,6 +76,13 @@ extension LoadGenerator {
             phases.append(await measure("steady", seconds: configuration.durationSeconds, reconnect: configuration.scenario == .herd, log: log))
         case .churn:
             phases.append(await churn(seconds: configuration.durationSeconds))
+        case .silence:
+            phases.append(await measure("before", seconds: configuration.settleSeconds, reconnect: false, log: log))
+            let victims = Array(0..<min(configuration.stormCount, configuration.agents))
+            extra["silence_unix_ms"] = Date().timeIntervalSince1970 * 1000
+            await silence(victims)
+            log("silenced \(victims.count) agents")
+            phases.append(await measure("silence", seconds: max(1, configuration.durationSeconds), reconnect: false, log: log))
         case .storm:
             phases.append(await measure("before", seconds: configuration.settleSeconds, reconnect: false, log: log))
             let victims = Array(0..<min(configuration.stormCount, configuration.agents))

@@ -20,7 +20,7 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(help: "Heartbeats in flight per connection with --flood.") var window: Int = 8
     @Option(help: "Seconds to measure after the ramp.") var duration: Double = 30
     @Option(help: "Source addresses, e.g. 127.0.0.2-127.0.0.40, to pass ~28k ephemeral ports per address.") var source: String = "127.0.0.1"
-    @Option(help: "steady, churn, storm or herd.") var scenario: String = "steady"
+    @Option(help: "steady, churn, storm, herd or silence.") var scenario: String = "steady"
     @Option(name: .customLong("storm-count"), help: "Agents that drop at once in the storm scenario.") var stormCount: Int = 0
     @Option(help: "Seconds between the ramp and the storm.") var settle: Double = 5
     @Option(name: .customLong("id-prefix"), help: "Agent ids are PREFIX-N.") var idPrefix: String = "load"
@@ -35,7 +35,7 @@ struct LoadCommand: AsyncParsableCommand {
         guard LoadConfiguration.parseSources(source) != nil else {
             throw ValidationError("--source must be a loopback address or range, e.g. 127.0.0.2-127.0.0.40")
         }
-        guard LoadConfiguration.Scenario(rawValue: scenario) != nil else { throw ValidationError("--scenario must be steady, churn, storm or herd") }
+        guard LoadConfiguration.Scenario(rawValue: scenario) != nil else { throw ValidationError("--scenario must be steady, churn, storm, herd or silence") }
         guard (1...200_000).contains(agents) else { throw ValidationError("--agents must be between 1 and 200000") }
         guard intervalMs >= 10 else { throw ValidationError("--interval-ms must be at least 10") }
         guard duration > 0, duration <= 3600 else { throw ValidationError("--duration must be between 0 and 3600 seconds") }
