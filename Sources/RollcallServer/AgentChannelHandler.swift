@@ -56,6 +56,7 @@ final class AgentChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        gateway.agentSocketOpened()
         if let address = context.channel.remoteAddress, let ip = address.ipAddress, let port = address.port {
             remote = address.protocol == .inet6 ? "[\(ip)]:\(port)" : "\(ip):\(port)"
         }
@@ -153,6 +154,7 @@ final class AgentChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        gateway.agentSocketClosed()
         if !reported {
             reported = true
             gateway.disconnect(slot: slot, session: session, kind: .abnormal(closeCode: nil))

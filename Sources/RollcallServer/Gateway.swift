@@ -87,6 +87,12 @@ public final class Gateway: Sendable {
     public let history: HistoryQueue
     public let hub: TransitionHub
     public let counters = GatewayCounters()
+    private let agentSockets = Atomic<Int>(0)
+
+    /// Agent sockets open on the event loops (counted by their handlers).
+    public var openAgentSockets: Int { agentSockets.load(ordering: .relaxed) }
+    func agentSocketOpened() { agentSockets.add(1, ordering: .relaxed) }
+    func agentSocketClosed() { agentSockets.subtract(1, ordering: .relaxed) }
     let logger: Logger
 
     public init(engine: LivenessEngine, clock: any PresenceClock, history: HistoryQueue, hub: TransitionHub, logger: Logger) {

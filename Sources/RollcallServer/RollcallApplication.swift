@@ -50,7 +50,7 @@ public struct RollcallApplication: Sendable {
         let services: [any Service] = [
             HistoryWriterService(store: store, queue: queue, gateway: gateway, runID: start.runID, configuration: configuration, logger: logger),
             LivenessSweeperService(gateway: gateway, interval: configuration.sweepInterval, pingInterval: configuration.pingInterval),
-            GatewayStopService(gateway: gateway),
+            GatewayStopService(gateway: gateway, grace: configuration.closeGrace),
         ]
         var server = HTTPServerBuilder { responder in
             RollcallChannel(responder: responder, gateway: gateway, store: store, configuration: configuration, admission: admission)

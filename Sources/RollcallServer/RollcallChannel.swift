@@ -156,15 +156,11 @@ struct RollcallChannel: ServerChildChannel, HTTPChannelHandler {
                         handler.serverStopping(context: context)
                     }
                 }
-            case .agent(let channel):
-                // The handler lives on the event loop; this task only waits, and on a graceful
-                // shutdown tells the gateway to stop, which closes every agent with 1001.
-                let gateway = self.gateway
-                await withGracefulShutdownHandler {
-                    try? await channel.closeFuture.get()
-                } onGracefulShutdown: {
-                    gateway.stop()
-                }
+            case .agent:
+                // The handler lives on the event loop and needs no task: returning here saves a
+                // suspended task per agent. On shutdown the gateway service closes every agent
+                // (1001) and waits for the sockets to close.
+                return
             }
         } catch {
             logger.debug("connection ended before it was set up", metadata: ["error": "\(error)"])

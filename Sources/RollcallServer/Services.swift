@@ -119,9 +119,15 @@ struct LivenessSweeperService: Service {
 /// Stops the gateway once the HTTP server has: any agent still present becomes `unknown`.
 struct GatewayStopService: Service {
     let gateway: Gateway
+    let grace: Duration
 
     func run() async throws {
         try? await gracefulShutdown()
         gateway.stop()
+        // Give the 1001 close frames time to go out before the process may exit.
+        let deadline = ContinuousClock.now + grace
+        while gateway.openAgentSockets > 0, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
     }
 }
