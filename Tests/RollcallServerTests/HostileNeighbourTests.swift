@@ -12,11 +12,14 @@ import Testing
             let good = try await RawWebSocket.connect(port: server.port, path: "/v1/agent?id=good-1&interval_ms=5000")
             _ = try await good.next()
             try await withThrowingTaskGroup(of: Void.self) { group in
-                let stop = Mutex2(false)
-                // The good agent: a beat every 100 ms, each one acked.
+                let neighboursDone = Mutex2(false)
+                // The good agent: a beat every 100 ms (its own schedule), each one acked, and three
+                // more acked beats once every neighbour has finished.
                 group.addTask {
                     var seq = 0
-                    while !stop.withLock({ $0 }) {
+                    var after = 0
+                    while after < 3 {
+                        if neighboursDone.withLock({ $0 }) { after += 1 }
                         seq += 1
                         try await good.sendText(#"{"type":"heartbeat","seq":\#(seq)}"#)
                         let ack = try #require(try await good.next())
@@ -70,10 +73,9 @@ import Testing
                     try await frag.send(opcode: 0x1, payload: Array(#"{"type":"bye"}"#.utf8))
                     #expect(try await frag.closeFrame()?.closeCode == 1008)
                 }
-                // Let the good agent beat through all of it, then stop.
+                // The good agent beats through all of it and ends after three acks more.
                 for _ in 0..<7 { try await group.next() }
-                try await Task.sleep(for: .milliseconds(300))
-                stop.withLock { $0 = true }
+                neighboursDone.withLock { $0 = true }
                 try await group.waitForAll()
             }
             #expect(server.transitions.of("good-1").map(\.reason) == [.connected], "the good agent never blinked")
