@@ -97,6 +97,7 @@ public final class Gateway: Sendable {
 
     public init(engine: LivenessEngine, clock: any PresenceClock, history: HistoryQueue, hub: TransitionHub, logger: Logger) {
         self.state = Mutex(State(engine: engine))
+        self.livenessConfiguration = engine.configuration
         self.clock = clock
         self.history = history
         self.hub = hub
@@ -285,7 +286,8 @@ public final class Gateway: Sendable {
 
     public var connectionCount: Int { state.withLock { $0.connections.count } }
 
-    public var livenessConfiguration: LivenessConfiguration { state.withLock { $0.engine.configuration } }
+    /// Fixed for the life of the gateway, so read without the lock.
+    public let livenessConfiguration: LivenessConfiguration
 
     /// The id of the latest transition (the watch cursor now).
     public var lastTransitionID: Int64 { state.withLock { $0.engine.nextTransitionID - 1 } }

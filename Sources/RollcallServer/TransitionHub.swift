@@ -54,7 +54,15 @@ public final class TransitionHub: Sendable {
             let id = s.nextID
             s.nextID += 1
             s.listeners[id] = listener
-            return (id, s.recent.filter { $0.id > after }, s.recent.first?.id)
+            // The ring is in id order: find the first id after `after` by bisection, so a watcher
+            // joining costs O(log n) under the gateway's lock, not a scan of the whole ring.
+            var low = 0
+            var high = s.recent.count
+            while low < high {
+                let mid = (low + high) / 2
+                if s.recent[mid].id <= after { low = mid + 1 } else { high = mid }
+            }
+            return (id, Array(s.recent[low...]), s.recent.first?.id)
         }
     }
 
