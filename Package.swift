@@ -15,6 +15,9 @@ let package = Package(
         .executable(name: "rollcall-load", targets: ["rollcall-load"]),
         .library(name: "RollcallCore", targets: ["RollcallCore"]),
         .library(name: "RollcallAgent", targets: ["RollcallAgent"]),
+        // For the micro-benchmarks in Benchmarks/, a package of its own.
+        .library(name: "RollcallStore", targets: ["RollcallStore"]),
+        .library(name: "RollcallDashboard", targets: ["RollcallDashboard"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -93,6 +96,17 @@ let package = Package(
         .target(
             name: "RollcallClient",
             dependencies: ["RollcallCore"],
+            swiftSettings: swiftSettings
+        ),
+        // The terminal dashboard: a pure renderer, a key decoder and a small terminal layer.
+        .target(
+            name: "RollcallDashboard",
+            dependencies: [
+                "RollcallCore",
+                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: swiftSettings
         ),
         // The demo's simulated fleet and live log.
