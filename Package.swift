@@ -103,8 +103,13 @@ let package = Package(
             name: "RollcallDashboard",
             dependencies: [
                 "RollcallCore",
+                "RollcallClient",
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -145,6 +150,7 @@ let package = Package(
                 "RollcallAgent",
                 "RollcallDemo",
                 "RollcallClient",
+                "RollcallDashboard",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -190,6 +196,11 @@ let package = Package(
                 "RollcallCore", "RollcallTesting",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RollcallDashboardTests",
+            dependencies: ["RollcallCore", "RollcallDashboard"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -9,8 +9,11 @@ import FoundationNetworking
 public struct APIClient: Sendable {
     public let baseURL: String
     public let token: String?
+    /// Seconds a request may take.
+    public let timeout: Double
 
-    public init(baseURL: String, token: String? = nil) {
+    public init(baseURL: String, token: String? = nil, timeout: Double = 10) {
+        self.timeout = timeout
         var base = baseURL
         while base.hasSuffix("/") { base.removeLast() }
         self.baseURL = base
@@ -29,7 +32,7 @@ public struct APIClient: Sendable {
         guard let url = URL(string: baseURL + path) else {
             throw Failure(status: nil, code: nil, message: "bad server URL \(baseURL); expected e.g. http://127.0.0.1:7777")
         }
-        var request = URLRequest(url: url, timeoutInterval: 10)
+        var request = URLRequest(url: url, timeoutInterval: timeout)
         request.httpMethod = method
         if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
         if let body {

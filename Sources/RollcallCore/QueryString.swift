@@ -1,6 +1,25 @@
 /// Parses `application/x-www-form-urlencoded` query strings (`a=1&b=x%20y`).
 public enum QueryString {
     /// The decoded pairs in order; `nil` when a percent escape is malformed.
+    /// Percent-encodes everything but RFC 3986's unreserved characters, for a path segment or a
+    /// query value.
+    public static func escape(_ text: String) -> String {
+        var out = ""
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                let hex = Array("0123456789ABCDEF".unicodeScalars)
+                out.unicodeScalars.append("%")
+                out.unicodeScalars.append(hex[Int(byte >> 4)])
+                out.unicodeScalars.append(hex[Int(byte & 0xF)])
+            }
+        }
+        return out
+    }
+
     public static func parse(_ query: Substring) -> [(name: String, value: String)]? {
         var out: [(String, String)] = []
         for part in query.split(separator: "&", omittingEmptySubsequences: true) {

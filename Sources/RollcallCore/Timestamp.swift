@@ -18,6 +18,47 @@ public enum Timestamp {
         return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))"
     }
 
+    /// Epoch milliseconds of a UTC timestamp `YYYY-MM-DDTHH:MM:SS[.fff…]Z` as the API writes it;
+    /// `nil` for anything else.
+    public static func parse(_ text: String) -> Millis? {
+        let b = Array(text.utf8)
+        guard b.count >= 20, b.last == UInt8(ascii: "Z"), b[4] == UInt8(ascii: "-"), b[7] == UInt8(ascii: "-"),
+            b[10] == UInt8(ascii: "T") || b[10] == UInt8(ascii: " "), b[13] == UInt8(ascii: ":"), b[16] == UInt8(ascii: ":")
+        else { return nil }
+        func number(_ range: Range<Int>) -> Int64? {
+            var v: Int64 = 0
+            for i in range {
+                guard (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b[i]) else { return nil }
+                v = v * 10 + Int64(b[i] - UInt8(ascii: "0"))
+            }
+            return v
+        }
+        guard let y = number(0..<4), let m = number(5..<7), let d = number(8..<10), let h = number(11..<13),
+            let mi = number(14..<16), let s = number(17..<19), (1...12).contains(m), (1...31).contains(d), h < 24, mi < 60, s < 61
+        else { return nil }
+        var ms: Int64 = 0
+        if b.count > 20 {
+            guard b[19] == UInt8(ascii: "."), b.count > 21 else { return nil }
+            // Milliseconds: the first three fraction digits, padded.
+            let digits = b[20..<(b.count - 1)]
+            guard digits.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) else { return nil }
+            for (k, digit) in digits.prefix(3).enumerated() { ms += Int64(digit - UInt8(ascii: "0")) * [100, 10, 1][k] }
+        } else if b.count != 20 {
+            return nil
+        }
+        return days(fromCivil: y, m, d) * 86_400_000 + h * 3_600_000 + mi * 60_000 + s * 1000 + ms
+    }
+
+    /// Howard Hinnant's days-from-civil.
+    static func days(fromCivil y0: Int64, _ m: Int64, _ d: Int64) -> Int64 {
+        let y = m <= 2 ? y0 - 1 : y0
+        let era = floorDiv(y, 400)
+        let yoe = y - era * 400
+        let doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+
     static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 { a >= 0 ? a / b : -((-a + b - 1) / b) }
 
     /// Howard Hinnant's days-from-civil inverse.

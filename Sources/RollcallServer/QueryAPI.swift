@@ -218,12 +218,18 @@ struct QueryAPI: Sendable {
         return v
     }
 
-    func uptime(_ id: String, request: Request) throws -> Response {
-        _ = try requireAgent(id)
-        let window = request.uri.queryParameters["window"].map(String.init) ?? "24h"
-        guard let windowMs = DurationText.parseMillis(window), windowMs <= 400 * 86_400_000 else {
+    /// The `window` parameter as text and milliseconds; `nil` when absent and there is no default.
+    func windowParameter(_ request: Request, default defaultWindow: String?) throws -> (text: String, ms: Int64)? {
+        guard let window = request.uri.queryParameters["window"].map(String.init) ?? defaultWindow else { return nil }
+        guard let windowMs = DurationText.parseMillis(window), windowMs > 0, windowMs <= 400 * 86_400_000 else {
             throw APIError(status: 400, code: "bad_parameter", message: "window must be a duration such as 24h, 7d or 30d (at most 400d)")
         }
+        return (window, windowMs)
+    }
+
+    func uptime(_ id: String, request: Request) throws -> Response {
+        _ = try requireAgent(id)
+        let (window, windowMs) = try windowParameter(request, default: "24h")!
         let now = gateway.clock.now()
         let u = try store.uptime(agent: id, from: now - windowMs, to: now, now: now)
         let days = try store.uptimeDaily(agent: id, fromDay: Timestamp.day(now - windowMs))
@@ -246,7 +252,12 @@ struct QueryAPI: Sendable {
         _ = try requireAgent(id)
         let after = try intParameter(request, "after", in: 0...Int64.max, default: 0)
         let limit = try intParameter(request, "limit", in: 1...1000, default: 100)
-        let rows = try store.transitions(agent: id, after: after, limit: Int(limit))
+        let rows: [StoredTransition]
+        if let window = try windowParameter(request, default: nil) {
+            rows = try store.transitions(agent: id, after: after, effectiveFrom: gateway.clock.now() - window.ms, limit: Int(limit))
+        } else {
+            rows = try store.transitions(agent: id, after: after, limit: Int(limit))
+        }
         let next: JSONValue = rows.count == Int(limit) ? .int(rows.last!.id) : .null
         return jsonResponse(.object([("transitions", .array(rows.map(transitionJSON))), ("next_cursor", next)]))
     }
@@ -295,6 +306,7 @@ struct QueryAPI: Sendable {
                 }
                 query.labels.append((String(value[..<eq]), String(value[value.index(after: eq)...])))
             case "q": query.idPrefix = value
+            case "window": continue  // read below
             case "after", "cursor": query.after = value
             case "limit":
                 guard let limit = Int(value), (1...1000).contains(limit) else {
@@ -305,9 +317,19 @@ struct QueryAPI: Sendable {
             }
         }
         let rows = try store.agents(query)
-        let items = rows.map { agentSummary($0) }
+        var items = rows.map { members(of: $0) }
+        // With a window, each agent also carries its uptime and flaps over it: one query per page.
+        if let window = try windowParameter(request, default: nil), let first = rows.first, let last = rows.last {
+            let now = gateway.clock.now()
+            let stats = try store.fleetStats(first: first.id, last: last.id, from: now - window.ms, now: now)
+            for i in items.indices {
+                let s = stats[rows[i].id] ?? FleetStats()
+                items[i].append(("uptime_ratio", s.uptime.ratio.map { .number(($0 * 1_000_000).rounded() / 1_000_000) } ?? .null))
+                items[i].append(("flaps", .int(Int64(s.flaps))))
+            }
+        }
         let next: JSONValue = rows.count == query.limit ? .string(rows.last!.id) : .null
-        return jsonResponse(.object([("agents", .array(items)), ("next_cursor", next)]))
+        return jsonResponse(.object([("agents", .array(items.map { .object($0) })), ("next_cursor", next)]))
     }
 
     func agentDetail(_ id: String) throws -> Response {

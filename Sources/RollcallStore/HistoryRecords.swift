@@ -113,6 +113,10 @@ public protocol HistoryStore: Sendable {
     func agents(_ query: AgentQuery) throws -> [StoredAgent]
     func agent(_ id: String) throws -> StoredAgent?
     func transitions(agent: String?, after: Int64, limit: Int) throws -> [StoredTransition]
+    /// One agent's transitions after `after` whose effective time is at or after `effectiveFrom`.
+    func transitions(agent: String, after: Int64, effectiveFrom: Millis, limit: Int) throws -> [StoredTransition]
+    /// Uptime and flaps between `from` and `now` for every agent whose id is in `first...last`.
+    func fleetStats(first: String, last: String, from: Millis, now: Millis) throws -> [String: FleetStats]
     func sessions(agent: String, before: Int64?, limit: Int) throws -> [StoredSession]
     /// Milliseconds per state between `from` and `to`, open intervals counting up to `now`.
     func uptime(agent: String, from: Millis, to: Millis, now: Millis) throws -> Uptime
@@ -141,6 +145,18 @@ public struct Uptime: Sendable, Equatable {
     public var ratio: Double? {
         let observed = onlineMs + suspectMs + offlineMs
         return observed == 0 ? nil : Double(onlineMs + suspectMs) / Double(observed)
+    }
+}
+
+/// An agent's presence over a window, for fleet listings.
+public struct FleetStats: Sendable, Equatable {
+    public var uptime = Uptime()
+    /// Times the agent left `online` for `suspect` or `offline` within the window.
+    public var flaps = 0
+
+    public init(uptime: Uptime = Uptime(), flaps: Int = 0) {
+        self.uptime = uptime
+        self.flaps = flaps
     }
 }
 

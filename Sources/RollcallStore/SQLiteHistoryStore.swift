@@ -237,6 +237,54 @@ public final class SQLiteHistoryStore: HistoryStore {
         }
     }
 
+    public func transitions(agent: String, after: Int64, effectiveFrom: Millis, limit: Int) throws -> [StoredTransition] {
+        try writer.read { db in
+            try Row.fetchAll(
+                db, sql: "SELECT * FROM transitions WHERE agent_id = ? AND id > ? AND effective_at_ms >= ? ORDER BY id LIMIT ?",
+                arguments: [agent, after, effectiveFrom, limit]
+            ).map(Self.transition(from:))
+        }
+    }
+
+    public func fleetStats(first: String, last: String, from: Millis, now: Millis) throws -> [String: FleetStats] {
+        try writer.read { db in
+            var stats: [String: FleetStats] = [:]
+            // The agent range is a constraint on the view's PARTITION BY column, which SQLite pushes
+            // below the window function: only these agents' transitions are read.
+            let rows = try Row.fetchCursor(
+                db,
+                sql: """
+                    SELECT agent_id, state, SUM(MIN(COALESCE(ended_at_ms, :now), :now) - MAX(started_at_ms, :from)) AS ms
+                    FROM presence_intervals
+                    WHERE agent_id >= :first AND agent_id <= :last AND started_at_ms < :now AND COALESCE(ended_at_ms, :now) > :from
+                    GROUP BY agent_id, state
+                    """, arguments: ["first": first, "last": last, "from": from, "now": now])
+            while let row = try rows.next() {
+                let id: String = row["agent_id"]
+                let ms: Int64 = row["ms"]
+                switch PresenceState(rawValue: row["state"]) {
+                case .online: stats[id, default: FleetStats()].uptime.onlineMs = ms
+                case .suspect: stats[id, default: FleetStats()].uptime.suspectMs = ms
+                case .offline: stats[id, default: FleetStats()].uptime.offlineMs = ms
+                case .unknown: stats[id, default: FleetStats()].uptime.unknownMs = ms
+                case nil: break
+                }
+            }
+            let flaps = try Row.fetchCursor(
+                db,
+                sql: """
+                    SELECT agent_id, COUNT(*) AS n FROM transitions
+                    WHERE agent_id >= ? AND agent_id <= ? AND effective_at_ms >= ? AND from_state = 'online'
+                      AND to_state IN ('suspect', 'offline')
+                    GROUP BY agent_id
+                    """, arguments: [first, last, from])
+            while let row = try flaps.next() {
+                stats[row["agent_id"], default: FleetStats()].flaps = row["n"]
+            }
+            return stats
+        }
+    }
+
     public func sessions(agent: String, before: Int64?, limit: Int) throws -> [StoredSession] {
         try writer.read { db in
             try Row.fetchAll(

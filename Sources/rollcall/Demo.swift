@@ -1,21 +1,30 @@
 import ArgumentParser
+import Foundation
 import Logging
 import RollcallCore
+import RollcallDashboard
 import RollcallDemo
 import RollcallServer
 import ServiceLifecycle
+import Synchronization
 import UnixSignals
 
 struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "A first look: a server on a local database, a simulated fleet, and its transitions live.",
-        discussion: "Ctrl-C stops everything and leaves a valid history file to query with sqlite3."
+        abstract: "A first look: a server on a local database, a simulated fleet, and the live dashboard.",
+        discussion: """
+            q or Ctrl-C stops everything and leaves a valid history file to query with sqlite3. Without a \
+            terminal (or with --log) the transitions are printed as a log instead of the dashboard.
+            """
     )
 
     @OptionGroup var options: ServerOptions
 
     @Option(help: "How many simulated agents.")
     var agents: Int = 36
+
+    @Flag(help: "Print the transitions as a log instead of showing the dashboard.")
+    var log = false
 
     func validate() throws {
         guard (1...5000).contains(agents) else { throw ValidationError("--agents must be between 1 and 5000, e.g. --agents 36") }
@@ -25,32 +34,88 @@ struct Demo: AsyncParsableCommand {
         let configuration = options.serverConfiguration(defaultIntervalMs: 1000)
         let logger = options.makeLogger(default: .warning)
         let interval = configuration.liveness.defaultIntervalMs
-        let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
-        let app = try RollcallApplication.build(configuration: configuration, logger: logger) { port in
-            continuation.yield(port)
-            continuation.finish()
-        }
-        let transitions = app.hub.subscribe()
+        let ports = BoundPort()
+        let app = try RollcallApplication.build(configuration: configuration, logger: logger) { port in ports.set(port) }
+        let dashboard = !log && Terminal.isInteractive
         let count = agents
         let db = configuration.databasePath
         let host = configuration.host
-        // The fleet needs the bound port, so it starts once the server listens.
+        let logFile = db + ".log"
+        // The fleet and the dashboard need the bound port, so they start once the server listens.
         let fleet = DeferredService {
-            var port = 0
-            for await p in stream { port = p }
-            print("rollcall demo: server on http://\(host):\(port), history in \(db), \(count) agents beating every \(interval) ms")
-            print("try: curl -s http://\(host):\(port)/v1/agents   ·   sqlite3 \(db) 'select * from transitions'   ·   Ctrl-C to stop\n")
+            let port = await ports.value()
+            if !dashboard {
+                print("rollcall demo: server on http://\(host):\(port), history in \(db), \(count) agents beating every \(interval) ms")
+                print("try: curl -s http://\(host):\(port)/v1/agents   ·   sqlite3 \(db) 'select * from transitions'   ·   Ctrl-C to stop\n")
+            }
             return DemoFleet(serverURL: "ws://\(host):\(port)", count: count, intervalMs: interval, logger: logger)
         }
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app.application), .init(service: fleet)]
+        var savedStderr: Int32 = -1
+        if dashboard {
+            // Log lines would tear the full-screen dashboard: they go to a file while it shows.
+            savedStderr = dup(2)
+            let fd = open(logFile, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+            if fd >= 0 {
+                dup2(fd, 2)
+                close(fd)
+            }
+            let top = DeferredService {
+                let port = await ports.value()
+                return Dashboard(
+                    configuration: .init(
+                        server: "http://\(host):\(port)", colorMode: ColorMode.detect(environment: ProcessInfo.processInfo.environment),
+                        trapTerminationSignals: false, statisticsInterval: .seconds(2)),
+                    logger: logger)
+            }
+            // Quitting the dashboard stops the demo.
+            services.append(.init(service: top, successTerminationBehavior: .gracefullyShutdownGroup, failureTerminationBehavior: .gracefullyShutdownGroup))
+        } else {
+            services.append(.init(service: LiveLog(transitions: app.hub.subscribe())))
+        }
         let group = ServiceGroup(
-            configuration: .init(
-                services: [app.application, LiveLog(transitions: transitions), fleet],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: logger))
-        try await group.run()
-        print("\nrollcall demo stopped; the history is in \(db)")
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        do {
+            try await group.run()
+        } catch {
+            if savedStderr >= 0 { dup2(savedStderr, 2) }
+            throw error
+        }
+        if savedStderr >= 0 { dup2(savedStderr, 2) }
+        if dashboard { print("rollcall demo: \(count) simulated agents on http://\(host):\(port(of: ports))") }
+        print("rollcall demo stopped; the history is in \(db)\(dashboard ? ", the server's log in \(logFile)" : "")")
+        print("try: sqlite3 \(db) 'select agent_id, state, started_at_ms, ended_at_ms from presence_intervals limit 20'")
     }
 }
+
+/// The bound port: set once when the server listens, awaited by every service that needs it.
+final class BoundPort: Sendable {
+    private let state = Mutex<(port: Int?, waiters: [CheckedContinuation<Int, Never>])>((nil, []))
+
+    var known: Int? { state.withLock { $0.port } }
+
+    func set(_ port: Int) {
+        let waiters = state.withLock { s in
+            s.port = port
+            defer { s.waiters = [] }
+            return s.waiters
+        }
+        for w in waiters { w.resume(returning: port) }
+    }
+
+    func value() async -> Int {
+        await withCheckedContinuation { c in
+            let port = state.withLock { s -> Int? in
+                if let p = s.port { return p }
+                s.waiters.append(c)
+                return nil
+            }
+            if let port { c.resume(returning: port) }
+        }
+    }
+}
+
+func port(of ports: BoundPort) -> String { ports.known.map(String.init) ?? "?" }
 
 /// A service built once something it needs (the bound port) is known.
 struct DeferredService<S: Service>: Service {

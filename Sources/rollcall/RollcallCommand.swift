@@ -7,7 +7,7 @@ struct RollcallCommand: AsyncParsableCommand {
         commandName: "rollcall",
         abstract: "Heartbeat and presence monitoring: who is online, suspect or offline, and since when.",
         version: "0.1.0",
-        subcommands: [Serve.self, Demo.self, Status.self, History.self, Agents.self, Migrate.self]
+        subcommands: [Serve.self, Demo.self, Top.self, Status.self, History.self, Agents.self, Migrate.self]
     )
 
     static func main() async {

@@ -1,0 +1,48 @@
+import RollcallCore
+import RollcallDashboard
+import Testing
+
+@Suite struct TimelineTests {
+    @Test func givesEachSlotTheWorstStateSoAShortOutageStaysVisible() {
+        let start: Millis = 0
+        let t = [
+            WatchTransition(id: 1, agentID: "a", from: nil, to: .online, reason: "connected", effectiveAt: 2_000),
+            WatchTransition(id: 2, agentID: "a", from: .online, to: .offline, reason: "timeout", effectiveAt: 5_100),
+            WatchTransition(id: 3, agentID: "a", from: .offline, to: .online, reason: "connected", effectiveAt: 5_200),
+        ]
+        let slots = Timeline.slots(t, initial: nil, start: start, end: 10_000, width: 10)
+        #expect(slots == [nil, nil, .online, .online, .online, .offline, .online, .online, .online, .online])
+    }
+
+    @Test func usesTheStateBeforeTheWindowForItsStart() {
+        let t = [WatchTransition(id: 5, agentID: "a", from: .suspect, to: .online, reason: "recovered", effectiveAt: 500)]
+        #expect(Timeline.slots(t, initial: .suspect, start: 0, end: 1000, width: 4) == [.suspect, .suspect, .online, .online])
+        #expect(Timeline.slots([], initial: .unknown, start: 0, end: 1000, width: 2) == [.unknown, .unknown])
+    }
+}
+
+@Suite struct MessagesTests {
+    @Test func readsTheWatchStreamsSnapshotAndTransitions() throws {
+        let snapshot = try JSONParser.parse(
+            #"{"type":"snapshot","cursor":42,"agents":[{"id":"web-01","state":"online","since":"2026-11-25T12:00:00.000Z","last_seen":"2026-11-25T12:00:01.500Z","rtt_ms":0.25},{"id":"db-01","state":"offline","since":"2026-11-25T11:00:00.000Z","last_seen":null,"rtt_ms":null}]}"#)
+        #expect(Messages.watch(snapshot) == .snapshot([
+            AgentRow(id: "web-01", state: .online, since: noon, lastSeen: noon + 1500, rttMs: 0.25),
+            AgentRow(id: "db-01", state: .offline, since: noon - 3_600_000),
+        ], cursor: 42))
+        let transition = try JSONParser.parse(
+            #"{"type":"transition","id":43,"agent_id":"web-01","from":"online","to":"suspect","reason":"disconnected","effective_at":"2026-11-25T12:00:02.000Z","detected_at":"2026-11-25T12:00:02.001Z","session_id":7}"#)
+        #expect(Messages.watch(transition) == .transition(WatchTransition(id: 43, agentID: "web-01", from: .online, to: .suspect, reason: "disconnected", effectiveAt: noon + 2000)))
+        #expect(Messages.watch(try JSONParser.parse(#"{"type":"something-new"}"#)) == nil)
+    }
+
+    @Test func readsTheAgentListingsWindowedStatistics() throws {
+        let item = try JSONParser.parse(
+            #"{"id":"web-01","state":"online","since":"2026-11-25T12:00:00.000Z","last_seen":"2026-11-25T12:00:00.000Z","labels":{},"rtt_ms":1.5,"uptime_ratio":0.75,"flaps":2}"#)
+        #expect(Messages.agentRow(item) == AgentRow(id: "web-01", state: .online, since: noon, lastSeen: noon, rttMs: 1.5, flaps: 2, uptime: 0.75))
+    }
+
+    @Test func buildsTheWatchURLFromTheServersHTTPAddress() {
+        #expect(WatchFeed.watchURL(base: "http://127.0.0.1:7777/", after: nil) == "ws://127.0.0.1:7777/v1/watch")
+        #expect(WatchFeed.watchURL(base: "https://rollcall.example", after: 42) == "wss://rollcall.example/v1/watch?after=42")
+    }
+}
