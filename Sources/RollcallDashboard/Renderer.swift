@@ -59,8 +59,11 @@ public struct Renderer: Sendable {
         }
         if let rate = state.heartbeatsPerSecond {
             c = f.put("   ", row: 1, column: c)
-            f.put("\(Format.fixed(rate, 1)) beats/s", row: 1, column: c, style: theme.muted)
+            c = f.put("\(Format.fixed(rate, 1)) beats/s", row: 1, column: c, style: theme.muted)
         }
+        // The watch cursor: the last transition applied, the id a reconnect resumes after.
+        let cursor = "event #\(fleet.cursor) "
+        if f.size.columns - cursor.count > c + 2 { f.put(cursor, row: 1, column: f.size.columns - cursor.count, style: theme.muted) }
     }
 
     // MARK: Table

@@ -8,7 +8,7 @@ import Testing
         let s = state(threeAgents, size: size)
         #expect(lines(s, size) == [
             " Rollcall  http://127.0.0.1:7777  ● live                           12:00:00 UTC",
-            " 3 agents   ● 1 online   ● 1 suspect   ● 1 offline   ● 0 unknown",
+            " 3 agents   ● 1 online   ● 1 suspect   ● 1 offline   ● 0 unknown      event #10",
             " ID        STATE▼    SINCE  LAST SEEN       RTT  FLAPS   UP 24H",
             " db-01     offline   2m05s      2m20s         –      3   97.12%",
             " cache-01  suspect      4s       5.5s    12.3ms      1   99.99%",
@@ -23,7 +23,7 @@ import Testing
         let size = ScreenSize(rows: 8, columns: 100)
         var s = state(threeAgents, size: size)
         s.heartbeatsPerSecond = 3987.44
-        #expect(lines(s, size)[1] == " 3 agents   ● 1 online   ● 1 suspect   ● 1 offline   ● 0 unknown   3987.4 beats/s")
+        #expect(lines(s, size)[1] == " 3 agents   ● 1 online   ● 1 suspect   ● 1 offline   ● 0 unknown   3987.4 beats/s         event #10")
     }
 
     @Test func dropsTheLeastImportantColumnsOnNarrowTerminals() {
@@ -58,7 +58,7 @@ import Testing
     @Test func saysHowToStartAnAgentWhenTheFleetIsEmpty() {
         let size = ScreenSize(rows: 8, columns: 90)
         let l = lines(state([], size: size), size)
-        #expect(l[1] == " 0 agents   ● 0 online   ● 0 suspect   ● 0 offline   ● 0 unknown")
+        #expect(l[1] == " 0 agents   ● 0 online   ● 0 suspect   ● 0 offline   ● 0 unknown                event #10")
         #expect(l[5] == "  No agents yet. Start one: rollcall-agent --server ws://HOST:7777 --id NAME")
         #expect(l[7].hasPrefix(" 0/0"))
     }

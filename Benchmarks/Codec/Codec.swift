@@ -1,0 +1,95 @@
+// WireCodec on the server's heartbeat hot path, exactly the calls AgentChannelHandler makes:
+// - binary: `decodeAgentBinary` on the frame's readable bytes, then `encodeBinaryAck`;
+// - text: `decodeAgentText` on the frame's readable bytes, then `writeAck` into a reused scratch
+//   buffer (`removeAll(keepingCapacity: true)` first, as the handler does).
+// The frame bytes are handed over as an `UnsafeRawBufferPointer`, as `ByteBuffer.withUnsafeReadableBytes`
+// does in the server. One operation is one heartbeat; results are per heartbeat (scaling factor K).
+import Benchmark
+import RollcallCore
+
+/// A server clock reading in the range the server really writes (13 digits).
+let serverTimeMs: Int64 = 1_764_000_000_123
+
+let benchmarks: @Sendable () -> Void = {
+    Benchmark.defaultConfiguration = .init(
+        metrics: [.wallClock, .cpuTotal, .mallocCountTotal, .throughput],
+        timeUnits: .nanoseconds,
+        warmupIterations: 10,
+        scalingFactor: .kilo,
+        maxDuration: .seconds(2),
+        maxIterations: 100_000
+    )
+
+    // Goal: no allocation at all.
+    Benchmark("Binary heartbeat: decodeAgentBinary + encodeBinaryAck") { benchmark in
+        let frame = UnsafeMutableRawBufferPointer.allocate(byteCount: WireCodec.binaryFrameLength, alignment: 8)
+        defer { frame.deallocate() }
+        frame.copyBytes(from: WireCodec.encodeBinaryHeartbeat(seq: 0))
+        var seq: UInt64 = 0x0000_0100_0000_0000
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            seq &+= 1
+            frame.storeBytes(of: seq.bigEndian, toByteOffset: 1, as: UInt64.self)
+            let decoded = try! WireCodec.decodeAgentBinary(UnsafeRawBufferPointer(frame))
+            blackHole(WireCodec.encodeBinaryAck(seq: decoded))
+        }
+        benchmark.stopMeasurement()
+    }
+
+    Benchmark("Binary heartbeat: decodeAgentBinary only") { benchmark in
+        let frame = UnsafeMutableRawBufferPointer.allocate(byteCount: WireCodec.binaryFrameLength, alignment: 8)
+        defer { frame.deallocate() }
+        frame.copyBytes(from: WireCodec.encodeBinaryHeartbeat(seq: 0))
+        var seq: UInt64 = 0x0000_0100_0000_0000
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            seq &+= 1
+            frame.storeBytes(of: seq.bigEndian, toByteOffset: 1, as: UInt64.self)
+            blackHole(try! WireCodec.decodeAgentBinary(UnsafeRawBufferPointer(frame)))
+        }
+        benchmark.stopMeasurement()
+    }
+
+    // The minimal text heartbeat of the protocol.
+    Benchmark("JSON heartbeat {type,seq}: decodeAgentText + writeAck") { benchmark in
+        jsonHeartbeat(benchmark, text: #"{"type":"heartbeat","seq":123}"#)
+    }
+
+    // What rollcall-agent sends in text mode: seq, sent_ms and late_ms.
+    Benchmark("JSON heartbeat {type,seq,sent_ms,late_ms}: decodeAgentText + writeAck") { benchmark in
+        jsonHeartbeat(
+            benchmark,
+            text: WireCodec.encode(AgentMessage.heartbeat(Heartbeat(seq: 123_456, sentMs: 1_764_000_000_100, lateMs: 0))))
+    }
+
+    Benchmark("JSON ack: writeAck only (reused scratch)") { benchmark in
+        var scratch: [UInt8] = []
+        scratch.reserveCapacity(128)
+        var seq: UInt64 = 1_000_000
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            seq &+= 1
+            scratch.removeAll(keepingCapacity: true)
+            WireCodec.writeAck(seq: seq, serverTimeMs: serverTimeMs, into: &scratch)
+            blackHole(scratch.count)
+        }
+        benchmark.stopMeasurement()
+    }
+}
+
+/// Decodes `text` as the server does and writes its ack into a reused scratch buffer.
+func jsonHeartbeat(_ benchmark: Benchmark, text: String) {
+    let bytes = Array(text.utf8)
+    var scratch: [UInt8] = []
+    scratch.reserveCapacity(128)
+    bytes.withUnsafeBytes { frame in
+        benchmark.startMeasurement()
+        for _ in benchmark.scaledIterations {
+            guard case .heartbeat(let beat) = try! WireCodec.decodeAgentText(frame) else { fatalError("not a heartbeat: \(text)") }
+            scratch.removeAll(keepingCapacity: true)
+            WireCodec.writeAck(seq: beat.seq, serverTimeMs: serverTimeMs, into: &scratch)
+            blackHole(scratch.count)
+        }
+        benchmark.stopMeasurement()
+    }
+}

@@ -1,0 +1,94 @@
+// The dashboard at 100,000 agents on a 200 × 60 terminal.
+//
+// - frame: what `rollcall top` does for every frame while scrolling: render the visible rows of the
+//   sorted fleet, diff against the previous frame, encode the changed cells. One row of scrolling
+//   per frame, so every visible row changes position each time.
+// - frame after a transition: one agent changes state, the frame is re-rendered and diffed
+//   (the rows stay where they are until the next re-sort).
+// - re-sort: rebuilding the sorted order of 100,000 agents (at most four times a second).
+import Benchmark
+import RollcallCore
+import RollcallDashboard
+
+let agentCount = 100_000
+let now: Millis = 1_796_083_200_000
+let size = ScreenSize(rows: 60, columns: 200)
+
+func fleetState() -> DashboardState {
+    let states: [PresenceState] = [.online, .online, .online, .online, .online, .online, .suspect, .offline, .unknown]
+    let rows = (0..<agentCount).map { i in
+        AgentRow(
+            id: "host-\(100_000 + i).dc\(i % 7).example", state: states[i % states.count], since: now - Millis(i * 37 % 86_400) * 1000,
+            lastSeen: now - Millis(i % 5000), rttMs: Double(i % 900) / 100, flaps: i % 5, uptime: 1 - Double(i % 1000) / 100_000)
+    }
+    var s = DashboardState(server: "http://127.0.0.1:7777")
+    s.connection = .live
+    s.heartbeatsPerSecond = 20_000
+    s.fleet.applySnapshot(rows, cursor: 1)
+    s.pageSize = Renderer.tableRows(for: size)
+    s.refreshOrder(now: now)
+    return s
+}
+
+final class Box: @unchecked Sendable {
+    var state: DashboardState
+    var writer = ScreenWriter(mode: .palette256)
+    var nextID: Int64 = 2
+    init() { state = fleetState() }
+}
+
+let benchmarks: @Sendable () -> Void = {
+    Benchmark.defaultConfiguration = .init(
+        metrics: [.wallClock, .cpuTotal, .mallocCountTotal, .throughput],
+        warmupIterations: 3,
+        scalingFactor: .one,
+        maxDuration: .seconds(3),
+        maxIterations: 2000
+    )
+    let renderer = Renderer(theme: Theme(.palette256))
+
+    Benchmark("frame: scroll one row, render + diff + encode, 100,000 agents, 200×60") { benchmark, box in
+        var state = box.state
+        for _ in benchmark.scaledIterations {
+            _ = state.handle(.down, now: now)
+            let frame = renderer.render(state, size: size, now: now)
+            blackHole(box.writer.update(to: frame))
+        }
+        box.state = state
+    } setup: {
+        let box = Box()
+        for _ in 0..<30 { _ = box.state.handle(.down, now: now) }  // the selection mid-screen: every frame scrolls
+        _ = box.writer.update(to: renderer.render(box.state, size: size, now: now))
+        return box
+    }
+
+    Benchmark("frame after one transition: apply + render + diff + encode, 100,000 agents") { benchmark, box in
+        var state = box.state
+        for _ in benchmark.scaledIterations {
+            let id = box.nextID
+            box.nextID += 1
+            let row = state.fleet.rows[state.order[Int(id) % 50]]
+            state.fleet.apply(WatchTransition(id: id, agentID: row.id, from: row.state, to: row.state == .online ? .suspect : .online, reason: "x", effectiveAt: now))
+            let frame = renderer.render(state, size: size, now: now)
+            blackHole(box.writer.update(to: frame))
+        }
+        box.state = state
+    } setup: {
+        let box = Box()
+        _ = box.writer.update(to: renderer.render(box.state, size: size, now: now))
+        return box
+    }
+
+    Benchmark("re-sort 100,000 agents by state (after a change)") { benchmark, box in
+        var state = box.state
+        for i in benchmark.scaledIterations {
+            let row = state.fleet.rows[i % agentCount]
+            box.nextID += 1
+            state.fleet.apply(WatchTransition(id: box.nextID, agentID: row.id, from: row.state, to: .offline, reason: "x", effectiveAt: now))
+            state.refreshOrder(now: now + Millis(i) * 1000)
+        }
+        box.state = state
+    } setup: {
+        Box()
+    }
+}
