@@ -98,11 +98,18 @@ let package = Package(
             dependencies: ["RollcallCore"],
             swiftSettings: swiftSettings
         ),
-        // The terminal dashboard: a pure renderer, a key decoder and a small terminal layer.
+        // The terminal dashboard, pure: model, renderer, key decoder, cell-diff writer. No I/O.
         .target(
             name: "RollcallDashboard",
+            dependencies: ["RollcallCore"],
+            swiftSettings: swiftSettings
+        ),
+        // `rollcall top` around the pure dashboard: the raw terminal, the watch stream, the API polls.
+        .target(
+            name: "RollcallTop",
             dependencies: [
                 "RollcallCore",
+                "RollcallDashboard",
                 "RollcallClient",
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -151,6 +158,7 @@ let package = Package(
                 "RollcallDemo",
                 "RollcallClient",
                 "RollcallDashboard",
+                "RollcallTop",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -200,7 +208,7 @@ let package = Package(
         ),
         .testTarget(
             name: "RollcallDashboardTests",
-            dependencies: ["RollcallCore", "RollcallDashboard"],
+            dependencies: ["RollcallCore", "RollcallDashboard", "RollcallTop"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

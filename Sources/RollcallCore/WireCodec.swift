@@ -12,6 +12,10 @@ public enum WireCodec {
 
     /// Decodes a text frame from an agent. `bytes` must be the complete message.
     public static func decodeAgentText(_ bytes: some Collection<UInt8>) throws(ProtocolViolation) -> AgentMessage {
+        try decodeText(bytes)
+    }
+
+    static func decodeText(_ bytes: some Collection<UInt8>) throws(ProtocolViolation) -> AgentMessage {
         let value: JSONValue
         do {
             value = try JSONParser.parse(bytes)
@@ -78,6 +82,22 @@ public enum WireCodec {
                 .policyViolation, "binary frame must be 9 bytes: 0x01 then seq as big-endian UInt64", cause: "bad_binary")
         }
         return readUInt64(bytes.dropFirst())
+    }
+
+    /// ``decodeAgentBinary(_:)`` for the bytes of a NIO buffer: concrete, so a caller in another
+    /// module gets neither a generic call nor an allocation per heartbeat.
+    public static func decodeAgentBinary(_ bytes: UnsafeRawBufferPointer) throws(ProtocolViolation) -> UInt64 {
+        guard bytes.count == binaryFrameLength, bytes[0] == binaryHeartbeatTag else {
+            throw ProtocolViolation(
+                .policyViolation, "binary frame must be 9 bytes: 0x01 then seq as big-endian UInt64", cause: "bad_binary")
+        }
+        return UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 1, as: UInt64.self))
+    }
+
+    /// ``decodeAgentText(_:)`` for the bytes of a NIO buffer: the parser is specialized for this
+    /// concrete type here, instead of running generically from the caller's module.
+    public static func decodeAgentText(_ bytes: UnsafeRawBufferPointer) throws(ProtocolViolation) -> AgentMessage {
+        try decodeText(bytes)
     }
 
     public static func encode(_ message: AgentMessage) -> String {

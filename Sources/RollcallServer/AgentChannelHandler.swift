@@ -206,7 +206,8 @@ final class AgentChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
                 defer { if let timed { gateway.counters.metrics.ackLatency(nanoseconds: (NIODeadline.now() - timed).nanoseconds) } }
                 _ = gateway.heartbeat(slot: slot, session: session)
                 var out = context.channel.allocator.buffer(capacity: WireCodec.binaryFrameLength)
-                out.writeBytes(WireCodec.encodeBinaryAck(seq: seq))
+                out.writeInteger(WireCodec.binaryAckTag)
+                out.writeInteger(seq)  // big-endian, as the protocol wants
                 context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .binary, data: out)), promise: nil)
                 pendingFlush = true
             } catch {

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import RollcallCore
 import RollcallDashboard
+import RollcallTop
 import RollcallDemo
 import RollcallServer
 import ServiceLifecycle
@@ -62,7 +63,7 @@ struct Demo: AsyncParsableCommand {
             }
             let top = DeferredService {
                 let port = await ports.value()
-                return Dashboard(
+                return LiveDashboard(
                     configuration: .init(
                         server: "http://\(host):\(port)", colorMode: ColorMode.detect(environment: ProcessInfo.processInfo.environment),
                         trapTerminationSignals: false, statisticsInterval: .seconds(2)),

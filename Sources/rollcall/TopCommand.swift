@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import RollcallDashboard
+import RollcallTop
 
 struct Top: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -32,9 +33,9 @@ struct Top: AsyncParsableCommand {
     func run() async throws {
         var logger = Logger(label: "rollcall.top")
         logger.logLevel = .critical  // the screen is the dashboard's
-        let configuration = Dashboard.Configuration(
+        let configuration = LiveDashboard.Configuration(
             server: server, colorMode: ColorMode.detect(environment: ProcessInfo.processInfo.environment),
             statisticsInterval: .milliseconds(Int64(refresh * 1000)))
-        try await Dashboard(configuration: configuration, logger: logger).run()
+        try await LiveDashboard(configuration: configuration, logger: logger).run()
     }
 }

@@ -1,5 +1,6 @@
 import RollcallCore
 import RollcallDashboard
+import RollcallTop
 import Testing
 
 @Suite struct TimelineTests {

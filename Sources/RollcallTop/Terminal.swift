@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import RollcallDashboard
 
 /// The terminal the dashboard takes over: raw input, the alternate screen, a hidden cursor. Every
 /// way out gives the terminal back as it was: ``restore()`` on a normal exit, the signal handlers

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import RollcallClient
 import RollcallCore
+import RollcallDashboard
 import ServiceLifecycle
 import Synchronization
 import UnixSignals
@@ -12,7 +13,7 @@ import UnixSignals
 /// One task owns the ``DashboardState``: keys, the watch stream, polled statistics and detail pages
 /// all arrive as inputs on one stream and are applied in order; frames are drawn after a key at
 /// once, otherwise at most every 100 ms, and at least every second (ages move on).
-public struct Dashboard: Service {
+public struct LiveDashboard: Service {
     public struct Configuration: Sendable {
         /// The server's HTTP address, e.g. `http://127.0.0.1:7777`.
         public var server: String
@@ -26,7 +27,7 @@ public struct Dashboard: Service {
 
         public init(
             server: String, colorMode: ColorMode, trapTerminationSignals: Bool = true, statisticsInterval: Duration = .seconds(3),
-            now: @escaping @Sendable () -> Millis = Dashboard.wallClock
+            now: @escaping @Sendable () -> Millis = LiveDashboard.wallClock
         ) {
             self.server = server
             self.colorMode = colorMode

@@ -4,6 +4,7 @@ import Logging
 import NIOSSL
 import NIOWebSocket
 import RollcallCore
+import RollcallDashboard
 
 /// Follows `/v1/watch` for the dashboard: a snapshot first, then every transition; when the
 /// connection drops it reconnects with `after=` the last transition it delivered, so nothing is
