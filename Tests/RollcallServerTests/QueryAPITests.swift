@@ -57,6 +57,35 @@ import Testing
         }
     }
 
+    @Test func theAgentListingWithAWindowCarriesUptimeAndFlaps() async throws {
+        try await LiveServer.with { server in
+            // Online, dropped (suspect: one flap), back online.
+            for boot in ["one", "two"] {
+                let ws = try await TestWebSocket.connect(server.wsBase + "/v1/agent?id=flap-1&boot=\(boot)")
+                _ = try await ws.nextServerMessage()
+                if boot == "one" {
+                    try await ws.close(code: .goingAway)
+                    try await server.transitions.waitFor(agent: "flap-1", to: .suspect)
+                } else {
+                    try await server.transitions.waitFor(agent: "flap-1", to: .online, reason: .connected)
+                }
+            }
+            try await waitForRows(server.databasePath, "SELECT COUNT(*) FROM transitions WHERE agent_id = 'flap-1'", ["3"])
+            let plain = try JSONParser.parse(try await httpGET(port: server.port, "/v1/agents").body)
+            guard case .array(let plainAgents)? = plain["agents"], let first = plainAgents.first else { Issue.record("no agents"); return }
+            #expect(first["flaps"] == nil, "without window the listing stays as it was")
+            let windowed = try JSONParser.parse(try await httpGET(port: server.port, "/v1/agents?window=24h").body)
+            guard case .array(let agents)? = windowed["agents"], let agent = agents.first else { Issue.record("no agents"); return }
+            #expect(agent["id"]?.stringValue == "flap-1")
+            #expect(agent["flaps"]?.int64Value == 1)
+            #expect(agent["uptime_ratio"] == .number(1))  // suspect counts as up
+            let transitions = try JSONParser.parse(try await httpGET(port: server.port, "/v1/agents/flap-1/transitions?window=1h").body)
+            guard case .array(let items)? = transitions["transitions"] else { Issue.record("no transitions"); return }
+            #expect(items.map { $0["to"]?.stringValue } == ["online", "suspect", "online"])
+            #expect(try await httpGET(port: server.port, "/v1/agents?window=never").status == 400)
+        }
+    }
+
     @Test func theUptimeEndpointAgreesWithUptimeDaily() async throws {
         try await LiveServer.with { server in
             let ws = try await TestWebSocket.connect(server.wsBase + "/v1/agent?id=up-1")

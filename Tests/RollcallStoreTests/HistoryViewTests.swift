@@ -65,6 +65,28 @@ import Testing
         #expect(abs((second["uptime_ratio"] as Double) - (online + suspect) / (online + suspect + offline)) < 1e-9)
     }
 
+    @Test func fleetStatisticsGiveEachAgentInTheRangeItsWindowedUptimeAndFlaps() throws {
+        let store = try handMadeHistory()
+        let now = lateEvening + 4 * hour
+        // Window 00:00–03:00: suspect 00:00–00:15, online 00:15–01:00, offline 01:00–02:00, online 02:00–03:00.
+        let stats = try store.fleetStats(first: "a", last: "z", from: now - 3 * hour, now: now)
+        let web = try #require(stats["web-01"])
+        #expect(web.uptime.suspectMs == hour / 4)
+        #expect(web.uptime.onlineMs == 3 * hour / 4 + hour)
+        #expect(web.uptime.offlineMs == hour)
+        // Left online twice since 23:00 (23:30 suspect, 01:00 offline); only the 01:00 one is in the window.
+        #expect(web.flaps == 1)
+        #expect(try store.fleetStats(first: "a", last: "z", from: lateEvening - hour, now: now)["web-01"]?.flaps == 2)
+        #expect(try store.fleetStats(first: "x", last: "z", from: now - 3 * hour, now: now).isEmpty)
+    }
+
+    @Test func transitionsWithinAWindowStartAtItsEffectiveTime() throws {
+        let store = try handMadeHistory()
+        let rows = try store.transitions(agent: "web-01", after: 0, effectiveFrom: lateEvening + hour, limit: 100)
+        #expect(rows.map(\.id) == [3, 4, 5])
+        #expect(try store.transitions(agent: "web-01", after: 3, effectiveFrom: lateEvening + hour, limit: 1).map(\.id) == [4])
+    }
+
     @Test func uptimeRatioIsNullWhenNothingWasObserved() throws {
         let store = try SQLiteHistoryStore(writer: DatabaseQueue())
         let run = try store.startRun(now: lateEvening, pid: 1, version: "test").runID
