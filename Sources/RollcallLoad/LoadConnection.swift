@@ -12,6 +12,10 @@ final class LoadConnection: ChannelInboundHandler, RemovableChannelHandler {
     let stats: LoadStats
     let onClosed: @Sendable (_ code: Int?, _ expected: Bool) -> Void
     private var seq: UInt64 = 0
+    /// Frame masks from a per-connection xorshift generator: `WebSocketMaskingKey.random()` asks the
+    /// kernel for entropy on every frame, a cost a load generator should not add to the box it
+    /// measures (the server cannot tell the difference).
+    private var maskState = UInt64.random(in: 1...UInt64.max)
     /// Send times of beats in flight, by seq (small: one per interval, or `window` in flood).
     private var inFlight: [UInt64: NIODeadline] = [:]
     private var beatTask: RepeatedTask?
@@ -96,6 +100,14 @@ final class LoadConnection: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    private func nextMask() -> WebSocketMaskingKey {
+        maskState ^= maskState << 13
+        maskState ^= maskState >> 7
+        maskState ^= maskState << 17
+        let m = UInt32(truncatingIfNeeded: maskState)
+        return WebSocketMaskingKey([UInt8(truncatingIfNeeded: m), UInt8(truncatingIfNeeded: m >> 8), UInt8(truncatingIfNeeded: m >> 16), UInt8(truncatingIfNeeded: m >> 24)])!
+    }
+
     private func send(context: ChannelHandlerContext) {
         seq += 1
         inFlight[seq] = .now()
@@ -112,7 +124,7 @@ final class LoadConnection: ChannelInboundHandler, RemovableChannelHandler {
         }
         stats.update { $0.sent += 1 }
         context.write(
-            wrapOutboundOut(WebSocketFrame(fin: true, opcode: configuration.binary ? .binary : .text, maskKey: .random(), data: buffer)),
+            wrapOutboundOut(WebSocketFrame(fin: true, opcode: configuration.binary ? .binary : .text, maskKey: nextMask(), data: buffer)),
             promise: nil)
     }
 

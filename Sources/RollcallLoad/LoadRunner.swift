@@ -93,6 +93,8 @@ extension LoadGenerator {
             log("dropped \(victims.count) connections")
             phases.append(await measure("storm", seconds: max(1, configuration.durationSeconds), reconnect: false, log: log))
         }
+        // The end of the measured phases: what comes after (closing every connection) is teardown.
+        extra["end_unix_ms"] = Date().timeIntervalSince1970 * 1000
         let snapshot = stats.snapshot
         if snapshot.watchers > 0 {
             extra["watchers"] = Double(snapshot.watchers)
