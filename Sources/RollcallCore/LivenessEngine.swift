@@ -51,9 +51,12 @@ public struct LivenessEngine: Sendable {
     // MARK: Restoring state after a start
 
     /// Loads an agent known from the history. An agent in `unknown` gets a warm-up of one timeout
-    /// from `now` before it may be called offline: monitor downtime is never charged to agents.
+    /// from `now`, plus `readmissionMs` (the time the server needs to let every returning agent in
+    /// at its handshake rate), before it may be called offline: monitor downtime is never charged
+    /// to agents.
     public mutating func restore(
-        agent id: AgentID, state: PresenceState, since: Millis, lastSeen: Millis?, timeoutMs: Int64?, bootID: String? = nil, now: Millis
+        agent id: AgentID, state: PresenceState, since: Millis, lastSeen: Millis?, timeoutMs: Int64?, bootID: String? = nil,
+        readmissionMs: Int64 = 0, now: Millis
     ) {
         let slot = self.slot(for: id, now: now)
         records[Int(slot)].bootID = bootID
@@ -63,8 +66,9 @@ public struct LivenessEngine: Sendable {
         records[Int(slot)].flushedLastSeen = lastSeen ?? since
         if let timeoutMs { records[Int(slot)].timeoutMs = timeoutMs }
         if state == .unknown {
-            records[Int(slot)].warmupDeadline = now + records[Int(slot)].timeoutMs
-            schedule(slot, at: now + records[Int(slot)].timeoutMs)
+            let deadline = now + records[Int(slot)].timeoutMs + max(0, readmissionMs)
+            records[Int(slot)].warmupDeadline = deadline
+            schedule(slot, at: deadline)
         }
     }
 

@@ -1,3 +1,4 @@
+import Synchronization
 import Foundation
 import Histogram
 
@@ -125,37 +126,50 @@ extension LoadGenerator {
         }
     }
 
-    /// Collects acks for `seconds`; with `reconnect`, reopens dropped agents with full-jitter backoff.
+    /// Collects acks for `seconds`; with `reconnect`, every dropped agent comes back on its own, as
+    /// `rollcall-agent` does: a full-jitter delay under a ceiling that starts at 500 ms and doubles
+    /// per failed attempt up to 30 s.
     func measure(_ name: String, seconds duration: Double, reconnect: Bool, log: @Sendable (String) -> Void) async -> LoadReport.Phase {
         let start = ContinuousClock.now
         let end = start + .milliseconds(Int64(duration * 1000))
         var lastReport = start
-        var attempts: [Int: Int] = [:]
-        while ContinuousClock.now < end {
-            try? await Task.sleep(for: .milliseconds(200))
-            if reconnect {
-                let missing = (0..<configuration.agents).filter { !isOpen($0) }
-                if !missing.isEmpty {
-                    await withTaskGroup(of: Void.self) { group in
-                        for i in missing.prefix(2000) {
-                            let attempt = attempts[i, default: 0]
-                            attempts[i] = attempt + 1
-                            let ceiling = min(5000, 100 << min(attempt, 6))
-                            group.addTask {
+        let returning = Returning()
+        await withTaskGroup(of: Void.self) { group in
+            while ContinuousClock.now < end {
+                try? await Task.sleep(for: .milliseconds(200))
+                if reconnect {
+                    let missing = (0..<configuration.agents).filter { i in !isOpen(i) && returning.set.withLock { $0.insert(i).inserted } }
+                    for i in missing {
+                        group.addTask {
+                            var attempt = 0
+                            while !Task.isCancelled {
+                                let ceiling = min(30_000, 500 << min(attempt, 6))
                                 try? await Task.sleep(for: .milliseconds(Int64.random(in: 0...Int64(ceiling))))
-                                if await self.connect(i) { self.stats.update { $0.reconnects += 1 } }
+                                if Task.isCancelled { break }
+                                if await self.connect(i) {
+                                    self.stats.update { $0.reconnects += 1 }
+                                    break
+                                }
+                                attempt += 1
                             }
+                            _ = returning.set.withLock { $0.remove(i) }
                         }
                     }
                 }
+                if ContinuousClock.now - lastReport > .seconds(5) {
+                    lastReport = .now
+                    let s = stats.snapshot
+                    log("\(name): \(s.connected) connected, \(s.acks) acks, \(s.failedConnects) failed connects")
+                }
             }
-            if ContinuousClock.now - lastReport > .seconds(5) {
-                lastReport = .now
-                let s = stats.snapshot
-                log("\(name): \(s.connected) connected, \(s.acks) acks, \(s.failedConnects) failed connects")
-            }
+            group.cancelAll()
         }
         return phase(name, since: start)
+    }
+
+    /// The agents with a reconnect loop running, shared by those loops.
+    final class Returning: Sendable {
+        let set = Mutex<Set<Int>>([])
     }
 
     func churn(seconds duration: Double) async -> LoadReport.Phase {

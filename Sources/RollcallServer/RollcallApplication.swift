@@ -88,11 +88,18 @@ public struct RollcallApplication: Sendable {
         }
         var engine = LivenessEngine(
             configuration: configuration.liveness, nextTransitionID: start.nextTransitionID, nextSessionID: start.nextSessionID)
+        let returning = start.agents.filter { $0.state == .unknown }.count
+        let readmissionMs = Self.readmissionMs(agents: returning, handshakesPerSecond: configuration.limits.handshakesPerSecond)
+        if readmissionMs > 0 {
+            logger.info(
+                "warm-up: one timeout plus the time to readmit every returning agent at the handshake rate",
+                metadata: ["agents": "\(returning)", "readmission_ms": "\(readmissionMs)"])
+        }
         for agent in start.agents {
             guard let id = AgentID(agent.id) else { continue }
             engine.restore(
                 agent: id, state: agent.state, since: agent.stateSince, lastSeen: agent.lastSeen, timeoutMs: agent.timeoutMs,
-                bootID: agent.lastBootID, now: now)
+                bootID: agent.lastBootID, readmissionMs: readmissionMs, now: now)
         }
         let gateway = Gateway(engine: engine, clock: clock, history: HistoryQueue(), hub: TransitionHub(ringCapacity: configuration.transitionRing), logger: logger)
         for agent in start.agents where agent.tokenHash != nil || agent.disabled {
@@ -100,5 +107,12 @@ public struct RollcallApplication: Sendable {
             gateway.setCredential(Credential(tokenHash: agent.tokenHash, disabled: agent.disabled), for: id)
         }
         return (gateway, start)
+    }
+
+    /// How long the handshake limit needs to let `agents` back in after a start: their warm-up is
+    /// extended by it, so a fleet returning together is not charged for the server's own pacing.
+    public static func readmissionMs(agents: Int, handshakesPerSecond: Double) -> Int64 {
+        guard agents > 0, handshakesPerSecond > 0, handshakesPerSecond.isFinite else { return 0 }
+        return Int64((Double(agents) / handshakesPerSecond * 1000).rounded(.up))
     }
 }

@@ -37,6 +37,11 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("max-messages-per-second"), help: "Messages per second one agent may send before it is closed (1008).")
     var maxMessagesPerSecond: Double = 20
 
+    @Option(
+        name: .customLong("max-handshakes-per-second"),
+        help: "New agent connections per second, server-wide (beyond: 429 with Retry-After); also paces the warm-up after a restart.")
+    var maxHandshakesPerSecond: Double = 2_000
+
     func validate() throws {
         if let adminTokenFile, !FileManager.default.isReadableFile(atPath: adminTokenFile) {
             throw ValidationError("--admin-token-file \(adminTokenFile) cannot be read")
@@ -46,6 +51,9 @@ struct Serve: AsyncParsableCommand {
         }
         guard maxMessagesPerSecond >= 1 else { throw ValidationError("--max-messages-per-second must be at least 1") }
         guard maxConnections > 0 else { throw ValidationError("--max-connections must be positive") }
+        guard maxHandshakesPerSecond >= 1, maxHandshakesPerSecond.isFinite else {
+            throw ValidationError("--max-handshakes-per-second must be at least 1, e.g. --max-handshakes-per-second 2000")
+        }
         guard (256...1_048_576).contains(maxMessageBytes) else { throw ValidationError("--max-message-bytes must be between 256 and 1048576") }
         let configuration = try makeConfiguration()
         if let problem = configuration.validationError() { throw ValidationError(problem) }
@@ -58,6 +66,8 @@ struct Serve: AsyncParsableCommand {
         configuration.maxMessageBytes = maxMessageBytes
         configuration.limits.messagesPerSecond = maxMessagesPerSecond
         configuration.limits.messageBurst = maxMessagesPerSecond * 2
+        configuration.limits.handshakesPerSecond = maxHandshakesPerSecond
+        configuration.limits.handshakeBurst = maxHandshakesPerSecond * 2
         configuration.tlsCertificatePath = tlsCert
         configuration.tlsKeyPath = tlsKey
         if let adminTokenFile {

@@ -138,6 +138,15 @@ import Testing
         #expect(gone.first?.effectiveAt == t0 + 3000)
     }
 
+    @Test func aFleetReturningTogetherGetsTheReadmissionTimeOnTopOfItsTimeout() {
+        var engine = LivenessEngine(configuration: config)
+        engine.restore(agent: web, state: .unknown, since: t0 - 60_000, lastSeen: t0 - 60_000, timeoutMs: 3000, readmissionMs: 10_000, now: t0)
+        #expect(engine.sweep(now: t0 + 12_999).isEmpty, "the server's own handshake pacing is not charged to the agent")
+        let gone = transitions(engine.sweep(now: t0 + 13_000))
+        #expect(gone.map(\.reason) == [.timeout])
+        #expect(gone.first?.effectiveAt == t0 + 13_000)
+    }
+
     @Test func stoppingMovesEveryPresentAgentToUnknownAndClosesWith1001() {
         var engine = LivenessEngine(configuration: config)
         let a = engine.connect(web, now: t0)

@@ -3,6 +3,7 @@ import HummingbirdWSClient
 import NIOCore
 import NIOWebSocket
 import RollcallCore
+import RollcallServer
 import RollcallTesting
 import Testing
 
@@ -176,4 +177,13 @@ func waitForRows(_ path: String, _ sql: String, _ expected: [String], within lim
         try await Task.sleep(for: .milliseconds(20))
     }
     Issue.record("\(sql) returned \(last), expected \(expected)")
+}
+
+@Suite struct ReadmissionTests {
+    @Test func theReadmissionTimeIsTheReturningFleetAtTheHandshakeRate() {
+        #expect(RollcallApplication.readmissionMs(agents: 19_900, handshakesPerSecond: 2_000) == 9_950)
+        #expect(RollcallApplication.readmissionMs(agents: 1, handshakesPerSecond: 3) == 334)
+        #expect(RollcallApplication.readmissionMs(agents: 0, handshakesPerSecond: 2_000) == 0)
+        #expect(RollcallApplication.readmissionMs(agents: 10, handshakesPerSecond: .infinity) == 0)
+    }
 }
