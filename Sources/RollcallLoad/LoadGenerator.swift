@@ -22,9 +22,21 @@ public final class LoadGenerator: Sendable {
 
     public func shutdown() async throws { try await group.shutdownGracefully() }
 
+    /// How a connection attempt ended.
+    public enum Outcome: Sendable, Equatable {
+        case upgraded
+        /// The server answered the handshake without upgrading (a 4xx/5xx refusal, e.g. 429).
+        case refused
+        /// No answer: connection refused, reset or timed out.
+        case unreachable
+    }
+
     /// Connects agent `index`. Returns `false` when the connection or upgrade failed.
     @discardableResult
-    public func connect(_ index: Int) async -> Bool {
+    public func connect(_ index: Int) async -> Bool { await attempt(index) == .upgraded }
+
+    /// Connects agent `index` and says how it went.
+    public func attempt(_ index: Int) async -> Outcome {
         let configuration = self.configuration
         let stats = self.stats
         var path = "/v1/agent?id=\(configuration.idPrefix)-\(index)&interval_ms=\(configuration.intervalMs)&boot=b\(index)"
@@ -47,7 +59,7 @@ public final class LoadGenerator: Sendable {
             stats.update { $0.connected += 1 }
             self.register(index, channel)
         }
-        if !upgraded { stats.update { $0.failedConnects += 1 } }
+        if upgraded != .upgraded { stats.update { $0.failedConnects += 1 } }
         return upgraded
     }
 
@@ -55,30 +67,30 @@ public final class LoadGenerator: Sendable {
     func upgrade(
         head: HTTPRequestHead, from source: SocketAddress?, maxFrameSize: Int,
         install: @escaping @Sendable (any Channel) throws -> Void
-    ) async -> Bool {
+    ) async -> Outcome {
         do {
             var bootstrap = ClientBootstrap(group: group).channelOption(.socketOption(.so_reuseaddr), value: 1).connectTimeout(.seconds(10))
             if let source { bootstrap = bootstrap.bind(to: source) }
-            let upgraded: EventLoopFuture<Bool> = try await bootstrap.connect(host: configuration.host, port: configuration.port) { channel in
+            let upgraded: EventLoopFuture<Outcome> = try await bootstrap.connect(host: configuration.host, port: configuration.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let upgrader = NIOTypedWebSocketClientUpgrader<Bool>(
+                    let upgrader = NIOTypedWebSocketClientUpgrader<Outcome>(
                         maxFrameSize: maxFrameSize,
                         upgradePipelineHandler: { channel, _ in
                             channel.eventLoop.makeCompletedFuture {
                                 try install(channel)
-                                return true
+                                return .upgraded
                             }
                         })
                     let upgrade = NIOTypedHTTPClientUpgradeConfiguration(
                         upgradeRequestHead: head, upgraders: [upgrader],
-                        notUpgradingCompletionHandler: { channel in channel.eventLoop.makeCompletedFuture { false } })
+                        notUpgradingCompletionHandler: { channel in channel.eventLoop.makeCompletedFuture { .refused } })
                     return try channel.pipeline.syncOperations.configureUpgradableHTTPClientPipeline(
                         configuration: .init(upgradeConfiguration: upgrade))
                 }
             }
             return try await upgraded.get()
         } catch {
-            return false
+            return .unreachable
         }
     }
 
@@ -94,7 +106,7 @@ public final class LoadGenerator: Sendable {
         return await upgrade(head: head, from: nil, maxFrameSize: 1 << 24) { channel in
             try channel.pipeline.syncOperations.addHandler(WatchConnection(stats: stats))
             stats.update { $0.watchers += 1 }
-        }
+        } == .upgraded
     }
 
     /// Remembers the channel of agent `index` once it is up (for scenarios that drop agents).

@@ -128,7 +128,7 @@ extension LoadGenerator {
 
     /// Collects acks for `seconds`; with `reconnect`, every dropped agent comes back on its own, as
     /// `rollcall-agent` does: a full-jitter delay under a ceiling that starts at 500 ms and doubles
-    /// per failed attempt up to 30 s.
+    /// per failed attempt up to 30 s, and after a refusal the server's Retry-After first.
     func measure(_ name: String, seconds duration: Double, reconnect: Bool, log: @Sendable (String) -> Void) async -> LoadReport.Phase {
         let start = ContinuousClock.now
         let end = start + .milliseconds(Int64(duration * 1000))
@@ -142,14 +142,24 @@ extension LoadGenerator {
                     for i in missing {
                         group.addTask {
                             var attempt = 0
+                            var floor = 0
                             while !Task.isCancelled {
+                                // As AgentRunner: after a refusal (429/503 with Retry-After, here
+                                // taken as 1 s) wait that long plus a quarter of the jitter.
                                 let ceiling = min(30_000, 500 << min(attempt, 6))
-                                try? await Task.sleep(for: .milliseconds(Int64.random(in: 0...Int64(ceiling))))
+                                let jitter = Int.random(in: 0...ceiling)
+                                try? await Task.sleep(for: .milliseconds(floor > 0 ? floor + jitter / 4 : jitter))
                                 if Task.isCancelled { break }
-                                if await self.connect(i) {
+                                switch await self.attempt(i) {
+                                case .upgraded:
                                     self.stats.update { $0.reconnects += 1 }
-                                    break
+                                    attempt = -1
+                                case .refused:
+                                    floor = 1000
+                                case .unreachable:
+                                    floor = 0
                                 }
+                                if attempt < 0 { break }
                                 attempt += 1
                             }
                             _ = returning.set.withLock { $0.remove(i) }
