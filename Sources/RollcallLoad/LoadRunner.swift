@@ -134,6 +134,7 @@ extension LoadGenerator {
         let end = start + .milliseconds(Int64(duration * 1000))
         var lastReport = start
         let returning = Returning()
+        let gate = Gate(width: 256)
         await withTaskGroup(of: Void.self) { group in
             while ContinuousClock.now < end {
                 try? await Task.sleep(for: .milliseconds(200))
@@ -150,7 +151,13 @@ extension LoadGenerator {
                                 let jitter = Int.random(in: 0...ceiling)
                                 try? await Task.sleep(for: .milliseconds(floor > 0 ? floor + jitter / 4 : jitter))
                                 if Task.isCancelled { break }
-                                switch await self.attempt(i) {
+                                // Many thousand simulated agents share this process's event loops:
+                                // a bounded number of handshakes in flight keeps its own CPU from
+                                // timing them out, as separate machines would not.
+                                await gate.enter()
+                                let outcome = await self.attempt(i)
+                                gate.leave()
+                                switch outcome {
                                 case .upgraded:
                                     self.stats.update { $0.reconnects += 1 }
                                     attempt = -1
@@ -175,6 +182,49 @@ extension LoadGenerator {
             group.cancelAll()
         }
         return phase(name, since: start)
+    }
+
+    /// At most `width` callers between `enter` and `leave`; the others wait in order.
+    final class Gate: Sendable {
+        private struct State {
+            var available: Int
+            var waiters: [CheckedContinuation<Void, Never>] = []
+            var head = 0
+        }
+        private let state: Mutex<State>
+
+        init(width: Int) { state = Mutex(State(available: width)) }
+
+        func enter() async {
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let admitted = state.withLock { s -> Bool in
+                    if s.available > 0 {
+                        s.available -= 1
+                        return true
+                    }
+                    s.waiters.append(c)
+                    return false
+                }
+                if admitted { c.resume() }
+            }
+        }
+
+        func leave() {
+            let next = state.withLock { s -> CheckedContinuation<Void, Never>? in
+                guard s.head < s.waiters.count else {
+                    s.available += 1
+                    return nil
+                }
+                let w = s.waiters[s.head]
+                s.head += 1
+                if s.head > 1024, s.head * 2 > s.waiters.count {
+                    s.waiters.removeFirst(s.head)
+                    s.head = 0
+                }
+                return w
+            }
+            next?.resume()
+        }
     }
 
     /// The agents with a reconnect loop running, shared by those loops.
