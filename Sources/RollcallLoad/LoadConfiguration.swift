@@ -32,6 +32,9 @@ public struct LoadConfiguration: Sendable {
     public var stormCount: Int = 0
     /// Seconds after the ramp before the storm.
     public var settleSeconds: Double = 5
+    /// Storm scenario: drop at this wall-clock time (Unix ms) instead of after `settleSeconds`, so
+    /// two load processes (the victims, and the survivors with `stormCount` 0) time the same moment.
+    public var stormAtUnixMs: Double?
     public var idPrefix: String = "load"
     /// `/v1/watch` streams to open after the ramp; their delivery latency is reported.
     public var watchers: Int = 0

@@ -85,7 +85,8 @@ extension LoadGenerator {
             log("silenced \(victims.count) agents")
             phases.append(await measure("silence", seconds: max(1, configuration.durationSeconds), reconnect: false, log: log))
         case .storm:
-            phases.append(await measure("before", seconds: configuration.settleSeconds, reconnect: false, log: log))
+            let settle = configuration.stormAtUnixMs.map { max(0, ($0 - Date().timeIntervalSince1970 * 1000) / 1000) } ?? configuration.settleSeconds
+            phases.append(await measure("before", seconds: settle, reconnect: false, log: log))
             let victims = Array(0..<min(configuration.stormCount, configuration.agents))
             let stormStart = ContinuousClock.now
             extra["storm_unix_ms"] = Date().timeIntervalSince1970 * 1000
@@ -137,7 +138,7 @@ extension LoadGenerator {
         let gate = Gate(width: 256)
         await withTaskGroup(of: Void.self) { group in
             while ContinuousClock.now < end {
-                try? await Task.sleep(for: .milliseconds(200))
+                try? await Task.sleep(until: min(end, .now + .milliseconds(200)), clock: .continuous)
                 if reconnect {
                     let missing = (0..<configuration.agents).filter { i in !isOpen(i) && returning.set.withLock { $0.insert(i).inserted } }
                     for i in missing {

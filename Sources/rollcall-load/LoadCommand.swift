@@ -23,6 +23,7 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(help: "steady, churn, storm, herd or silence.") var scenario: String = "steady"
     @Option(name: .customLong("storm-count"), help: "Agents that drop at once in the storm scenario.") var stormCount: Int = 0
     @Option(help: "Seconds between the ramp and the storm.") var settle: Double = 5
+    @Option(name: .customLong("storm-at"), help: "Storm at this Unix time in ms instead of after --settle (align two load processes).") var stormAt: Double?
     @Option(name: .customLong("id-prefix"), help: "Agent ids are PREFIX-N.") var idPrefix: String = "load"
     @Option(help: "Watch streams to open after the ramp; their delivery latency is reported.") var watchers: Int = 0
     @Option(name: .customLong("churn"), help: "Churn scenario: share of the fleet leaving and returning each second.") var churn: Double = 0.01
@@ -59,6 +60,7 @@ struct LoadCommand: AsyncParsableCommand {
         configuration.scenario = LoadConfiguration.Scenario(rawValue: scenario)!
         configuration.stormCount = stormCount
         configuration.settleSeconds = settle
+        configuration.stormAtUnixMs = stormAt
         configuration.idPrefix = idPrefix
         configuration.watchers = watchers
         configuration.churnPerSecond = churn
