@@ -75,6 +75,8 @@ struct RollcallChannel: ServerChildChannel, HTTPChannelHandler {
                 },
                 upgradePipelineHandler: { channel, head in
                     channel.eventLoop.makeCompletedFuture {
+                        // Its work ended with the request head: no hop through it for every frame.
+                        channel.pipeline.syncOperations.removeHandler(recorderRef.value, promise: nil)
                         switch attempted.value {
                         case .success(.agent(let request))?:
                             let handler = AgentChannelHandler(gateway: gateway, request: request, configuration: configuration, logger: logger)
