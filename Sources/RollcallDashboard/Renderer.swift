@@ -268,23 +268,24 @@ public struct Renderer: Sendable {
         f.put(" Esc back  ? help  q quit", row: r, column: 0, style: theme.bar)
     }
 
-    /// A box across the screen from `row`, `height` rows tall, with a title in its top edge.
-    func box(_ f: inout Frame, title: String, row: Int, height: Int) {
-        guard height >= 2 else { return }
-        let w = f.size.columns
+    /// A box from `row`, `height` rows tall, `width` columns wide from `column` (the whole width by
+    /// default), with a title in its top edge.
+    func box(_ f: inout Frame, title: String, row: Int, height: Int, column: Int = 0, width: Int? = nil) {
+        let w = width ?? f.size.columns - column
         let last = min(f.size.rows - 2, row + height - 1)
-        guard last > row else { return }
-        f.fill("─", row: row, column: 1, width: w - 2, style: theme.frame)
-        f.fill("─", row: last, column: 1, width: w - 2, style: theme.frame)
+        guard height >= 2, w >= 2, last > row else { return }
+        let right = column + w - 1
+        f.fill("─", row: row, column: column + 1, width: w - 2, style: theme.frame)
+        f.fill("─", row: last, column: column + 1, width: w - 2, style: theme.frame)
         for r in row...last {
-            f.put("│", row: r, column: 0, style: theme.frame)
-            f.put("│", row: r, column: w - 1, style: theme.frame)
+            f.put("│", row: r, column: column, style: theme.frame)
+            f.put("│", row: r, column: right, style: theme.frame)
         }
-        f.put("┌", row: row, column: 0, style: theme.frame)
-        f.put("┐", row: row, column: w - 1, style: theme.frame)
-        f.put("└", row: last, column: 0, style: theme.frame)
-        f.put("┘", row: last, column: w - 1, style: theme.frame)
-        f.put(" \(title) ", row: row, column: 2, width: w - 4, style: theme.heading)
+        f.put("┌", row: row, column: column, style: theme.frame)
+        f.put("┐", row: row, column: right, style: theme.frame)
+        f.put("└", row: last, column: column, style: theme.frame)
+        f.put("┘", row: last, column: right, style: theme.frame)
+        f.put(" \(title) ", row: row, column: column + 2, width: w - 4, style: theme.heading)
     }
 
     // MARK: Help
@@ -310,17 +311,7 @@ public struct Renderer: Sendable {
         let left = (f.size.columns - w) / 2
         let top = (f.size.rows - h) / 2
         for r in top..<(top + h) { f.fill(" ", row: r, column: left, width: w) }
-        f.fill("─", row: top, column: left + 1, width: w - 2, style: theme.frame)
-        f.fill("─", row: top + h - 1, column: left + 1, width: w - 2, style: theme.frame)
-        for r in top..<(top + h) {
-            f.put("│", row: r, column: left, style: theme.frame)
-            f.put("│", row: r, column: left + w - 1, style: theme.frame)
-        }
-        f.put("┌", row: top, column: left, style: theme.frame)
-        f.put("┐", row: top, column: left + w - 1, style: theme.frame)
-        f.put("└", row: top + h - 1, column: left, style: theme.frame)
-        f.put("┘", row: top + h - 1, column: left + w - 1, style: theme.frame)
-        f.put(" keys ", row: top, column: left + 2, style: theme.heading)
+        box(&f, title: "keys", row: top, height: h, column: left, width: w)
         for (i, line) in Self.helpLines.prefix(max(0, h - 4)).enumerated() {
             f.put(line, row: top + 2 + i, column: left + 3, width: w - 4)
         }
