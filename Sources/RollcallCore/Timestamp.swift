@@ -5,11 +5,34 @@ public enum Timestamp {
         let days = floorDiv(ms, 86_400_000)
         let msOfDay = ms - days * 86_400_000
         let (y, m, d) = civil(fromDays: days)
-        let h = msOfDay / 3_600_000
-        let mi = msOfDay / 60_000 % 60
-        let s = msOfDay / 1000 % 60
-        let frac = msOfDay % 1000
-        return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(h, 2)):\(pad(mi, 2)):\(pad(s, 2)).\(pad(frac, 3))Z"
+        guard (0...9999).contains(y) else {
+            return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(msOfDay / 3_600_000, 2)):\(pad(msOfDay / 60_000 % 60, 2)):\(pad(msOfDay / 1000 % 60, 2)).\(pad(msOfDay % 1000, 3))Z"
+        }
+        // Written digit by digit into 24 bytes: API listings format two of these per agent.
+        return String(unsafeUninitializedCapacity: 24) { out in
+            func put(_ value: Int64, _ width: Int, at offset: Int) {
+                var v = value
+                for i in stride(from: offset + width - 1, through: offset, by: -1) {
+                    out[i] = UInt8(ascii: "0") + UInt8(v % 10)
+                    v /= 10
+                }
+            }
+            put(y, 4, at: 0)
+            out[4] = UInt8(ascii: "-")
+            put(m, 2, at: 5)
+            out[7] = UInt8(ascii: "-")
+            put(d, 2, at: 8)
+            out[10] = UInt8(ascii: "T")
+            put(msOfDay / 3_600_000, 2, at: 11)
+            out[13] = UInt8(ascii: ":")
+            put(msOfDay / 60_000 % 60, 2, at: 14)
+            out[16] = UInt8(ascii: ":")
+            put(msOfDay / 1000 % 60, 2, at: 17)
+            out[19] = UInt8(ascii: ".")
+            put(msOfDay % 1000, 3, at: 20)
+            out[23] = UInt8(ascii: "Z")
+            return 24
+        }
     }
 
     /// The UTC day `YYYY-MM-DD` containing `ms`.
