@@ -76,6 +76,12 @@ public enum JSONValue: Sendable, Hashable {
     /// Appends `s` as a JSON string literal.
     public static func writeString(_ s: String, to out: inout String) {
         out += "\""
+        // Most strings (ids, states, timestamps) need no escape: append them whole.
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            out += s
+            out += "\""
+            return
+        }
         for scalar in s.unicodeScalars {
             switch scalar {
             case "\"": out += "\\\""
