@@ -19,6 +19,9 @@ public struct LivenessEngine: Sendable {
         var heartbeats: Int64 = 0
         var flushedHeartbeats: Int64 = 0
         var flushedLastSeen: Millis = 0
+        /// The last pong written by a checkpoint: a pong alone (an agent that answers pings but has
+        /// not beaten since) still moves `last_seen` and the RTT in the history.
+        var flushedLastPong: Millis = 0
         var bootID: String?
         /// Arrival of the last heartbeat on the current session, for inter-arrival times.
         var lastBeat: Millis?
@@ -443,13 +446,16 @@ extension LivenessEngine {
         var out: [SessionCounter] = []
         for i in records.indices {
             guard let session = records[i].session else { continue }
-            if records[i].heartbeats != records[i].flushedHeartbeats || records[i].lastSeen != records[i].flushedLastSeen {
+            if records[i].heartbeats != records[i].flushedHeartbeats || records[i].lastSeen != records[i].flushedLastSeen
+                || records[i].lastPong != records[i].flushedLastPong
+            {
                 out.append(
                     .init(
                         sessionID: session, agentID: records[i].id, heartbeats: records[i].heartbeats,
                         lastSeen: max(records[i].lastSeen, records[i].lastPong), rttMs: records[i].rttMs))
                 records[i].flushedHeartbeats = records[i].heartbeats
                 records[i].flushedLastSeen = records[i].lastSeen
+                records[i].flushedLastPong = records[i].lastPong
             }
         }
         return out

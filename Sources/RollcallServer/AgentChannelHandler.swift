@@ -74,6 +74,12 @@ final class AgentChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
                     let (handler, context) = loopBound.value
                     handler.sendPing(context: context)
                 }
+            },
+            loopKey: ObjectIdentifier(eventLoop),
+            onLoop: { body in eventLoop.execute(body) },
+            pingHere: {
+                let (handler, context) = loopBound.value
+                handler.sendPing(context: context)
             })
         guard let accepted = gateway.accept(request, remoteAddress: remote, handle: handle) else {
             sendClose(context: context, code: .goingAway, reason: "server stopping")

@@ -7,10 +7,22 @@ import Synchronization
 public final class ConnectionHandle: Sendable {
     let closeAction: @Sendable (CloseCode, String) -> Void
     let pingAction: @Sendable () -> Void
+    /// Connections that share an event loop share this key; pings for them go over in one hop.
+    let loopKey: ObjectIdentifier?
+    /// Runs a closure on the connection's event loop.
+    let onLoop: @Sendable (@escaping @Sendable () -> Void) -> Void
+    /// Pings; only on the connection's event loop.
+    let pingHere: @Sendable () -> Void
 
-    init(close: @escaping @Sendable (CloseCode, String) -> Void, ping: @escaping @Sendable () -> Void = {}) {
+    init(
+        close: @escaping @Sendable (CloseCode, String) -> Void, ping: @escaping @Sendable () -> Void = {}, loopKey: ObjectIdentifier? = nil,
+        onLoop: @escaping @Sendable (@escaping @Sendable () -> Void) -> Void = { $0() }, pingHere: @escaping @Sendable () -> Void = {}
+    ) {
         self.closeAction = close
         self.pingAction = ping
+        self.loopKey = loopKey
+        self.onLoop = onLoop
+        self.pingHere = pingHere
     }
 
     func close(code: CloseCode, reason: String) { closeAction(code, reason) }
@@ -175,7 +187,14 @@ public final class Gateway: Sendable {
             }
             return out
         }
-        for handle in handles { handle.ping() }
+        // One hop to each event loop for all of its pings, instead of a wakeup per ping.
+        var byLoop: [ObjectIdentifier: [ConnectionHandle]] = [:]
+        for handle in handles {
+            if let key = handle.loopKey { byLoop[key, default: []].append(handle) } else { handle.ping() }
+        }
+        for group in byLoop.values {
+            group[0].onLoop { for handle in group { handle.pingHere() } }
+        }
     }
 
     func status(_ status: JSONValue, agent: AgentID) {

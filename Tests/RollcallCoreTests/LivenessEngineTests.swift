@@ -147,6 +147,18 @@ import Testing
         #expect(gone.first?.effectiveAt == t0 + 13_000)
     }
 
+    @Test func aPongAloneMakesTheSessionsCountersDueForTheHistory() {
+        var engine = LivenessEngine(configuration: config)
+        let a = engine.connect(web, now: t0)
+        _ = engine.takeDirtyCounters()
+        #expect(engine.takeDirtyCounters().isEmpty)
+        engine.pong(slot: a.slot, session: a.sessionID, rttMs: 0.5, now: t0 + 100)
+        let due = engine.takeDirtyCounters()
+        #expect(due.map(\.rttMs) == [0.5])
+        #expect(due.map(\.lastSeen) == [t0 + 100])
+        #expect(engine.takeDirtyCounters().isEmpty, "written once")
+    }
+
     @Test func stoppingMovesEveryPresentAgentToUnknownAndClosesWith1001() {
         var engine = LivenessEngine(configuration: config)
         let a = engine.connect(web, now: t0)

@@ -187,3 +187,35 @@ func waitForRows(_ path: String, _ sql: String, _ expected: [String], within lim
         #expect(RollcallApplication.readmissionMs(agents: 10, handshakesPerSecond: .infinity) == 0)
     }
 }
+
+@Suite struct PingTests {
+    @Test func theServerPingsEveryConnectionAndRecordsTheRoundTripOfItsPong() async throws {
+        try await LiveServer.with(configure: { $0.pingInterval = .milliseconds(300) }) { server in
+            // Three agents on the server's event loops; each must be pinged (8-byte payload) and
+            // its pong turned into an RTT, whichever loop it is on.
+            var sockets: [RawWebSocket] = []
+            for i in 0..<3 {
+                let ws = try await RawWebSocket.connect(port: server.port, path: "/v1/agent?id=ping-\(i)&boot=b\(i)")
+                #expect(ws.status == 101)
+                let welcome = try await ws.next()
+                #expect(welcome?.text.contains("welcome") == true)
+                sockets.append(ws)
+            }
+            for (i, ws) in sockets.enumerated() {
+                var ping: RawWebSocket.Frame?
+                while let frame = try await ws.next() {
+                    if frame.opcode == 0x9 {
+                        ping = frame
+                        break
+                    }
+                }
+                let payload = try #require(ping?.payload)
+                #expect(payload.count == 8)
+                try await ws.send(opcode: 0xA, payload: payload)
+                try await waitForRows(server.databasePath, "SELECT rtt_ms IS NOT NULL FROM sessions WHERE agent_id = 'ping-\(i)'", ["1"])
+                #expect(server.gateway.status(of: AgentID("ping-\(i)")!)?.rttMs != nil)
+            }
+            for ws in sockets { await ws.drop() }
+        }
+    }
+}
