@@ -19,19 +19,22 @@ struct HistoryWriterService: Service {
     func run() async throws {
         var pending: [HistoryEvent] = []
         var lastCheckpoint = ContinuousClock.now
+        var lastCounters = ContinuousClock.now
         var lastPrune: ContinuousClock.Instant?
         while !Task.isShuttingDownGracefully {
             try? await Task.sleep(for: configuration.flushInterval)
             let checkpoint = ContinuousClock.now - lastCheckpoint >= configuration.checkpointInterval
             if checkpoint { lastCheckpoint = .now }
-            flush(&pending, withCounters: checkpoint)
+            let counters = ContinuousClock.now - lastCounters >= configuration.countersInterval
+            if counters { lastCounters = .now }
+            flush(&pending, withCounters: counters, touchAlive: checkpoint)
             if configuration.retainMs != nil, lastPrune.map({ ContinuousClock.now - $0 >= configuration.pruneInterval }) ?? true {
                 lastPrune = .now
                 prune()
             }
         }
         // Everything before us has stopped: write what is left and record a graceful stop.
-        flush(&pending, withCounters: true)
+        flush(&pending, withCounters: true, touchAlive: true)
         if pending.isEmpty {
             do {
                 try store.finishRun(runID, now: gateway.clock.now())
@@ -44,14 +47,15 @@ struct HistoryWriterService: Service {
         }
     }
 
-    /// Writes pending events; on failure keeps them for the next attempt so no row is lost.
-    func flush(_ pending: inout [HistoryEvent], withCounters: Bool) {
+    /// Writes pending events; on failure keeps them for the next attempt so no row is lost. Every
+    /// write also moves the run's alive mark; `touchAlive` writes it even with nothing else to write.
+    func flush(_ pending: inout [HistoryEvent], withCounters: Bool, touchAlive: Bool) {
         pending += queue.drain()
         if withCounters {
             let counters = gateway.takeDirtyCounters()
             if !counters.isEmpty { pending.append(.counters(counters)) }
         }
-        guard !pending.isEmpty || withCounters else { return }
+        guard !pending.isEmpty || touchAlive else { return }
         var written = 0
         repeat {
             let batch = Array(pending[written..<min(pending.count, written + Self.maxBatch)])

@@ -28,6 +28,7 @@ public struct LiveServer: Sendable {
         configuration.liveness = LivenessConfiguration(defaultIntervalMs: 10_000, defaultTimeoutMs: 30_000, minIntervalMs: 50)
         configuration.flushInterval = .milliseconds(20)
         configuration.checkpointInterval = .milliseconds(200)
+        configuration.countersInterval = .milliseconds(200)
         configuration.closeGrace = .milliseconds(500)
         return configuration
     }

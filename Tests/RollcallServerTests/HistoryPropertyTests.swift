@@ -119,7 +119,7 @@ final class Simulation {
             }
         case 5:
             pass(delay)
-            writer.flush(&pending, withCounters: true)
+            writer.flush(&pending, withCounters: true, touchAlive: true)
         default:
             switch agent {
             case 0: try restartGracefully(downtime: delay)
@@ -127,7 +127,7 @@ final class Simulation {
             case 2: connect(agent, newBoot: true)
             default:
                 // Retention, as the writer runs it: after a flush, with a cutoff in the past.
-                writer.flush(&pending, withCounters: true)
+                writer.flush(&pending, withCounters: true, touchAlive: true)
                 _ = try store.prune(before: clock.now() - delay)
             }
         }
@@ -162,7 +162,7 @@ final class Simulation {
     func stopGracefully() throws {
         gateway.stop()
         reap()
-        writer.flush(&pending, withCounters: true)
+        writer.flush(&pending, withCounters: true, touchAlive: true)
         #expect(pending.isEmpty)
         try store.finishRun(writer.runID, now: clock.now())
     }
