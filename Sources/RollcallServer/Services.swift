@@ -21,7 +21,7 @@ struct HistoryWriterService: Service {
         var lastCheckpoint = ContinuousClock.now
         var lastCounters = ContinuousClock.now
         var lastPrune: ContinuousClock.Instant?
-        while !Task.isShuttingDownGracefully {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
             try? await Task.sleep(for: configuration.flushInterval)
             let checkpoint = ContinuousClock.now - lastCheckpoint >= configuration.checkpointInterval
             if checkpoint { lastCheckpoint = .now }
@@ -109,7 +109,7 @@ struct LivenessSweeperService: Service {
 
     func run() async throws {
         var last = ContinuousClock.now
-        while !Task.isShuttingDownGracefully {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
             try? await Task.sleep(for: interval)
             gateway.sweep()
             let now = ContinuousClock.now

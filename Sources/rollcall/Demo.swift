@@ -43,8 +43,8 @@ struct Demo: AsyncParsableCommand {
         let host = configuration.host
         let logFile = db + ".log"
         // The fleet and the dashboard need the bound port, so they start once the server listens.
-        let fleet = DeferredService {
-            let port = await ports.value()
+        let fleet = DeferredService { () -> DemoFleet? in
+            guard let port = await ports.value() else { return nil }
             if !dashboard {
                 print("rollcall demo: server on http://\(host):\(port), history in \(db), \(count) agents beating every \(interval) ms")
                 print("try: curl -s http://\(host):\(port)/v1/agents   ·   sqlite3 \(db) 'select * from transitions'   ·   Ctrl-C to stop\n")
@@ -61,8 +61,8 @@ struct Demo: AsyncParsableCommand {
                 dup2(fd, 2)
                 close(fd)
             }
-            let top = DeferredService {
-                let port = await ports.value()
+            let top = DeferredService { () -> LiveDashboard? in
+                guard let port = await ports.value() else { return nil }
                 return LiveDashboard(
                     configuration: .init(
                         server: "http://\(host):\(port)", colorMode: ColorMode.detect(environment: ProcessInfo.processInfo.environment),
@@ -77,9 +77,10 @@ struct Demo: AsyncParsableCommand {
         let group = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
-            try await group.run()
+            try await runServer(group, host: host, port: configuration.port)
         } catch {
             if savedStderr >= 0 { dup2(savedStderr, 2) }
+            if let failure = error as? ListenFailure { throw failure.exit() }
             throw error
         }
         if savedStderr >= 0 { dup2(savedStderr, 2) }
@@ -91,39 +92,56 @@ struct Demo: AsyncParsableCommand {
 
 /// The bound port: set once when the server listens, awaited by every service that needs it.
 final class BoundPort: Sendable {
-    private let state = Mutex<(port: Int?, waiters: [CheckedContinuation<Int, Never>])>((nil, []))
+    private struct State {
+        var port: Int?
+        var waiters: [Int: CheckedContinuation<Int?, Never>] = [:]
+        var nextWaiter = 0
+    }
+    private let state = Mutex(State())
 
     var known: Int? { state.withLock { $0.port } }
 
     func set(_ port: Int) {
         let waiters = state.withLock { s in
             s.port = port
-            defer { s.waiters = [] }
-            return s.waiters
+            defer { s.waiters = [:] }
+            return Array(s.waiters.values)
         }
         for w in waiters { w.resume(returning: port) }
     }
 
-    func value() async -> Int {
-        await withCheckedContinuation { c in
-            let port = state.withLock { s -> Int? in
-                if let p = s.port { return p }
-                s.waiters.append(c)
-                return nil
+    /// The port once known; `nil` when the waiting task is cancelled first (the server failed to
+    /// start and the group is stopping).
+    func value() async -> Int? {
+        let id = state.withLock { s in
+            defer { s.nextWaiter += 1 }
+            return s.nextWaiter
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Int?, Never>) in
+                let ready = state.withLock { s -> Int?? in
+                    if let p = s.port { return .some(p) }
+                    if Task.isCancelled { return .some(nil) }
+                    s.waiters[id] = c
+                    return nil
+                }
+                if let ready { c.resume(returning: ready) }
             }
-            if let port { c.resume(returning: port) }
+        } onCancel: {
+            state.withLock { $0.waiters.removeValue(forKey: id) }?.resume(returning: nil)
         }
     }
 }
 
 func port(of ports: BoundPort) -> String { ports.known.map(String.init) ?? "?" }
 
-/// A service built once something it needs (the bound port) is known.
+/// A service built once something it needs (the bound port) is known; `nil` means it is not
+/// needed after all (the wait was cancelled).
 struct DeferredService<S: Service>: Service {
-    let make: @Sendable () async -> S
+    let make: @Sendable () async -> S?
 
     func run() async throws {
-        let service = await make()
+        guard let service = await make() else { return }
         try await service.run()
     }
 }

@@ -91,6 +91,10 @@ struct Serve: AsyncParsableCommand {
         }
         let group = ServiceGroup(
             configuration: .init(services: [app.application], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        do {
+            try await runServer(group, host: configuration.host, port: configuration.port)
+        } catch let failure as ListenFailure {
+            throw failure.exit()
+        }
     }
 }

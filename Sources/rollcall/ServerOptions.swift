@@ -1,4 +1,7 @@
 import ArgumentParser
+import Foundation
+import NIOCore
+import ServiceLifecycle
 import Logging
 import RollcallCore
 import RollcallServer
@@ -79,5 +82,33 @@ struct ServerOptions: ParsableArguments {
         var logger = Logger(label: "rollcall")
         logger.logLevel = logLevel.flatMap(Logger.Level.init(rawValue:)) ?? level
         return logger
+    }
+}
+
+/// The system refused the listening socket; `message` says why and what to do.
+struct ListenFailure: Error {
+    let message: String
+
+    /// Prints the message and ends the command with status 1.
+    func exit() -> ExitCode {
+        FileHandle.standardError.write(Data("rollcall: \(message)\n".utf8))
+        return ExitCode(1)
+    }
+}
+
+/// Runs a server's service group; a listening socket the system refuses becomes a
+/// ``ListenFailure`` with one sentence instead of NIO's error text.
+func runServer(_ group: ServiceGroup, host: String, port: Int) async throws {
+    do {
+        try await group.run()
+    } catch let error as IOError {
+        let why: String
+        switch error.errnoCode {
+        case EADDRINUSE: why = "the address is already in use (another rollcall serve?); stop it or choose another --port"
+        case EACCES: why = "permission denied (ports below 1024 need privileges); choose another --port"
+        case EADDRNOTAVAIL: why = "this machine has no such address; check --host"
+        default: throw error
+        }
+        throw ListenFailure(message: "cannot listen on \(host):\(port): \(why)")
     }
 }

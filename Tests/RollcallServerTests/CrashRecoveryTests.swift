@@ -60,3 +60,20 @@ import Testing
         }
     }
 }
+
+/// `rollcall serve` and `rollcall demo` on a port that is taken: one sentence, status 1, no hang.
+@Suite(.timeLimit(.minutes(1))) struct BusyPortTests {
+    @Test func servingOnAPortInUseSaysSoAndExitsInsteadOfHanging() async throws {
+        try await LiveServer.with { server in
+            try await withTemporaryDirectory { dir in
+                let binary = productsDirectory.appendingPathComponent("rollcall").path
+                for command in [["serve"], ["demo", "--log"]] {
+                    let (status, output) = try await runProcess(
+                        [binary] + command + ["--port", String(server.port), "--db", dir.appendingPathComponent("busy.db").path])
+                    #expect(status == 1, "\(command[0])")
+                    #expect(output.contains("rollcall: cannot listen on 127.0.0.1:\(server.port): the address is already in use"), "\(output)")
+                }
+            }
+        }
+    }
+}
