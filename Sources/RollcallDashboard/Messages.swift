@@ -41,7 +41,8 @@ public enum Messages {
             rttMs: v["rtt_ms"]?.doubleValue, flaps: v["flaps"]?.int64Value.map { Int($0) }, uptime: v["uptime_ratio"]?.doubleValue)
     }
 
-    /// `/v1/agents/{id}` plus its transitions and sessions pages, as the detail view shows them.
+    /// `/v1/agents/{id}` plus its transitions pages (in either order) and sessions page, as the
+    /// detail view shows them.
     public static func detail(
         id: String, agent: JSONValue?, transitions: [JSONValue], sessions: JSONValue?, windowStart: Millis, loadedAt: Millis
     ) -> AgentDetail {
@@ -59,6 +60,8 @@ public enum Messages {
         for page in transitions {
             if case .array(let items)? = page["transitions"] { d.transitions += items.compactMap(transition) }
         }
+        // Pages may come newest first; the detail keeps them oldest first.
+        d.transitions.sort { $0.id < $1.id }
         if case .array(let items)? = sessions?["sessions"] {
             d.sessions = items.compactMap { s in
                 guard let sid = s["id"]?.int64Value, let started = s["started_at"]?.stringValue.flatMap(Timestamp.parse) else { return nil }

@@ -252,9 +252,15 @@ struct QueryAPI: Sendable {
         _ = try requireAgent(id)
         let after = try intParameter(request, "after", in: 0...Int64.max, default: 0)
         let limit = try intParameter(request, "limit", in: 1...1000, default: 100)
+        let before = request.uri.queryParameters["before"] == nil ? nil : try intParameter(request, "before", in: 1...Int64.max, default: Int64.max)
+        if before != nil, request.uri.queryParameters["after"] != nil {
+            throw APIError(status: 400, code: "bad_parameter", message: "after (oldest first) and before (newest first) cannot be combined")
+        }
         let rows: [StoredTransition]
-        if let window = try windowParameter(request, default: nil) {
-            rows = try store.transitions(agent: id, after: after, effectiveFrom: gateway.clock.now() - window.ms, limit: Int(limit))
+        let window = try windowParameter(request, default: nil)
+        if window != nil || before != nil {
+            let from = window.map { gateway.clock.now() - $0.ms } ?? Int64.min
+            rows = try store.transitions(agent: id, after: after, before: before, effectiveFrom: from, limit: Int(limit))
         } else {
             rows = try store.transitions(agent: id, after: after, limit: Int(limit))
         }

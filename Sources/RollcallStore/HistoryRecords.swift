@@ -113,8 +113,9 @@ public protocol HistoryStore: Sendable {
     func agents(_ query: AgentQuery) throws -> [StoredAgent]
     func agent(_ id: String) throws -> StoredAgent?
     func transitions(agent: String?, after: Int64, limit: Int) throws -> [StoredTransition]
-    /// One agent's transitions after `after` whose effective time is at or after `effectiveFrom`.
-    func transitions(agent: String, after: Int64, effectiveFrom: Millis, limit: Int) throws -> [StoredTransition]
+    /// One agent's transitions whose effective time is at or after `effectiveFrom`: oldest first
+    /// after `after`, or, with `before`, newest first below it.
+    func transitions(agent: String, after: Int64, before: Int64?, effectiveFrom: Millis, limit: Int) throws -> [StoredTransition]
     /// Uptime and flaps between `from` and `now` for every agent whose id is in `first...last`.
     func fleetStats(first: String, last: String, from: Millis, now: Millis) throws -> [String: FleetStats]
     func sessions(agent: String, before: Int64?, limit: Int) throws -> [StoredSession]

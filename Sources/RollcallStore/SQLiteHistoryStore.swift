@@ -237,9 +237,15 @@ public final class SQLiteHistoryStore: HistoryStore {
         }
     }
 
-    public func transitions(agent: String, after: Int64, effectiveFrom: Millis, limit: Int) throws -> [StoredTransition] {
+    public func transitions(agent: String, after: Int64, before: Int64?, effectiveFrom: Millis, limit: Int) throws -> [StoredTransition] {
         try writer.read { db in
-            try Row.fetchAll(
+            if let before {
+                return try Row.fetchAll(
+                    db, sql: "SELECT * FROM transitions WHERE agent_id = ? AND id < ? AND effective_at_ms >= ? ORDER BY id DESC LIMIT ?",
+                    arguments: [agent, before, effectiveFrom, limit]
+                ).map(Self.transition(from:))
+            }
+            return try Row.fetchAll(
                 db, sql: "SELECT * FROM transitions WHERE agent_id = ? AND id > ? AND effective_at_ms >= ? ORDER BY id LIMIT ?",
                 arguments: [agent, after, effectiveFrom, limit]
             ).map(Self.transition(from:))

@@ -183,13 +183,13 @@ public struct LiveDashboard: Service {
         do {
             let agent = try await client.get(path)
             var pages: [JSONValue] = []
-            var after: Int64 = 0
-            // Up to 5,000 transitions of the last 24 h: enough for the bar and the list.
+            var before = Int64.max
+            // The newest 5,000 transitions of the last 24 h at most: enough for the bar and the list.
             for _ in 0..<5 {
-                let page = try await client.get(path + "/transitions?window=24h&limit=1000&after=\(after)")
+                let page = try await client.get(path + "/transitions?window=24h&limit=1000&before=\(before)")
                 pages.append(page)
                 guard let next = page["next_cursor"]?.int64Value else { break }
-                after = next
+                before = next
             }
             let sessions = try await client.get(path + "/sessions?limit=20")
             return Messages.detail(id: id, agent: agent, transitions: pages, sessions: sessions, windowStart: now - 86_400_000, loadedAt: now)

@@ -42,6 +42,13 @@ import Testing
         #expect(Messages.agentRow(item) == AgentRow(id: "web-01", state: .online, since: noon, lastSeen: noon, rttMs: 1.5, flaps: 2, uptime: 0.75))
     }
 
+    @Test func theDetailKeepsTransitionsOldestFirstWhateverOrderThePagesCameIn() throws {
+        let page = try JSONParser.parse(
+            #"{"transitions":[{"id":9,"agent_id":"a","from":"online","to":"offline","reason":"goodbye","effective_at":"2026-11-25T12:00:09.000Z"},{"id":4,"agent_id":"a","from":null,"to":"online","reason":"connected","effective_at":"2026-11-25T12:00:04.000Z"}],"next_cursor":null}"#)
+        let d = Messages.detail(id: "a", agent: nil, transitions: [page], sessions: nil, windowStart: 0, loadedAt: noon)
+        #expect(d.transitions.map(\.id) == [4, 9])
+    }
+
     @Test func buildsTheWatchURLFromTheServersHTTPAddress() {
         #expect(WatchFeed.watchURL(base: "http://127.0.0.1:7777/", after: nil) == "ws://127.0.0.1:7777/v1/watch")
         #expect(WatchFeed.watchURL(base: "https://rollcall.example", after: 42) == "wss://rollcall.example/v1/watch?after=42")

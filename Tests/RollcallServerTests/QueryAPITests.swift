@@ -83,6 +83,11 @@ import Testing
             let transitions = try JSONParser.parse(try await httpGET(port: server.port, "/v1/agents/flap-1/transitions?window=1h").body)
             guard case .array(let items)? = transitions["transitions"] else { Issue.record("no transitions"); return }
             #expect(items.map { $0["to"]?.stringValue } == ["online", "offline", "online"])
+            let newest = try JSONParser.parse(try await httpGET(port: server.port, "/v1/agents/flap-1/transitions?window=1h&before=\(Int64.max)&limit=2").body)
+            guard case .array(let latest)? = newest["transitions"] else { Issue.record("no transitions"); return }
+            #expect(latest.map { $0["to"]?.stringValue } == ["online", "offline"], "newest first")
+            #expect(newest["next_cursor"]?.int64Value == latest.last?["id"]?.int64Value)
+            #expect(try await httpGET(port: server.port, "/v1/agents/flap-1/transitions?before=5&after=1").status == 400)
             #expect(try await httpGET(port: server.port, "/v1/agents?window=never").status == 400)
         }
     }

@@ -82,9 +82,12 @@ import Testing
 
     @Test func transitionsWithinAWindowStartAtItsEffectiveTime() throws {
         let store = try handMadeHistory()
-        let rows = try store.transitions(agent: "web-01", after: 0, effectiveFrom: lateEvening + hour, limit: 100)
+        let rows = try store.transitions(agent: "web-01", after: 0, before: nil, effectiveFrom: lateEvening + hour, limit: 100)
         #expect(rows.map(\.id) == [3, 4, 5])
-        #expect(try store.transitions(agent: "web-01", after: 3, effectiveFrom: lateEvening + hour, limit: 1).map(\.id) == [4])
+        #expect(try store.transitions(agent: "web-01", after: 3, before: nil, effectiveFrom: lateEvening + hour, limit: 1).map(\.id) == [4])
+        // Newest first, below a cursor.
+        #expect(try store.transitions(agent: "web-01", after: 0, before: .max, effectiveFrom: lateEvening + hour, limit: 2).map(\.id) == [5, 4])
+        #expect(try store.transitions(agent: "web-01", after: 0, before: 4, effectiveFrom: .min, limit: 10).map(\.id) == [3, 2, 1])
     }
 
     @Test func uptimeRatioIsNullWhenNothingWasObserved() throws {
