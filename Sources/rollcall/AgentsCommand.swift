@@ -11,15 +11,18 @@ struct ClientOptions: ParsableArguments {
     @Flag(help: "Print JSON for scripts instead of a table.")
     var json = false
 
-    func validate() throws {
-        let lower = server.lowercased()
-        guard lower.hasPrefix("http://") || lower.hasPrefix("https://") else {
-            throw ValidationError("--server must be an http:// or https:// URL, e.g. http://127.0.0.1:7777")
-        }
-    }
+    func validate() throws { try validateServerURL(server) }
 
     /// Admin operations read the token from ROLLCALL_ADMIN_TOKEN.
     var client: APIClient { APIClient(baseURL: server, token: ProcessInfo.processInfo.environment["ROLLCALL_ADMIN_TOKEN"]) }
+}
+
+/// The `--server` check every client command makes.
+func validateServerURL(_ server: String) throws {
+    let lower = server.lowercased()
+    guard lower.hasPrefix("http://") || lower.hasPrefix("https://") else {
+        throw ValidationError("--server must be an http:// or https:// URL, e.g. http://127.0.0.1:7777")
+    }
 }
 
 /// Runs a client call, turning failures into a readable message and exit code 1 (2 when the

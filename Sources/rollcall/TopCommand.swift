@@ -20,10 +20,7 @@ struct Top: AsyncParsableCommand {
     var refresh: Double = 3
 
     func validate() throws {
-        let lower = server.lowercased()
-        guard lower.hasPrefix("http://") || lower.hasPrefix("https://") else {
-            throw ValidationError("--server must be an http:// or https:// URL, e.g. http://127.0.0.1:7777")
-        }
+        try validateServerURL(server)
         guard refresh >= 0.5, refresh <= 3600 else { throw ValidationError("--refresh must be between 0.5 and 3600 seconds, e.g. --refresh 3") }
         guard Terminal.isInteractive else {
             throw ValidationError("rollcall top needs a terminal; for scripts use `rollcall status --json` or GET /v1/watch")
