@@ -27,7 +27,9 @@ public struct WatchFeed: Sendable {
     /// The WebSocket URL for `http(s)://…`.
     public static func watchURL(base: String, after: Int64?) -> String {
         var url = base
-        if url.hasPrefix("https://") { url = "wss://" + url.dropFirst(8) } else if url.hasPrefix("http://") { url = "ws://" + url.dropFirst(7) }
+        // The scheme is case-insensitive, as `--server` is checked.
+        let lower = url.lowercased()
+        if lower.hasPrefix("https://") { url = "wss://" + url.dropFirst(8) } else if lower.hasPrefix("http://") { url = "ws://" + url.dropFirst(7) }
         while url.hasSuffix("/") { url.removeLast() }
         return url + "/v1/watch" + (after.map { "?after=\($0)" } ?? "")
     }

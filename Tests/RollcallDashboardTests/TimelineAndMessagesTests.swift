@@ -52,5 +52,6 @@ import Testing
     @Test func buildsTheWatchURLFromTheServersHTTPAddress() {
         #expect(WatchFeed.watchURL(base: "http://127.0.0.1:7777/", after: nil) == "ws://127.0.0.1:7777/v1/watch")
         #expect(WatchFeed.watchURL(base: "https://rollcall.example", after: 42) == "wss://rollcall.example/v1/watch?after=42")
+        #expect(WatchFeed.watchURL(base: "HTTP://127.0.0.1:7777", after: nil) == "ws://127.0.0.1:7777/v1/watch")
     }
 }
