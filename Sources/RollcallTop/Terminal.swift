@@ -83,6 +83,8 @@ public enum Terminal {
 private func crashHandler(_ sig: Int32) {
     if Terminal.active == 1 {
         Terminal.active = 0
+        // `leaveSequence` spelled again as a local literal: reading a static in a signal handler
+        // may run its lazy initializer, which is not async-signal-safe.
         let leave: StaticString = "\u{1B}[0m\u{1B}[?25h\u{1B}[?1049l"
         _ = Glibc.write(1, leave.utf8Start, leave.utf8CodeUnitCount)
         tcsetattr(0, TCSANOW, &Terminal.savedTermios)
