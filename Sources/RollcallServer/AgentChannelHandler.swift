@@ -69,12 +69,6 @@ final class AgentChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
                     handler.serverClose(context: context, code: code, reason: reason)
                 }
             },
-            ping: {
-                eventLoop.execute {
-                    let (handler, context) = loopBound.value
-                    handler.sendPing(context: context)
-                }
-            },
             loopKey: ObjectIdentifier(eventLoop),
             onLoop: { body in eventLoop.execute(body) },
             pingHere: {

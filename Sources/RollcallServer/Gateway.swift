@@ -6,27 +6,24 @@ import Synchronization
 /// A live agent connection as the gateway sees it: enough to close it from any thread.
 public final class ConnectionHandle: Sendable {
     let closeAction: @Sendable (CloseCode, String) -> Void
-    let pingAction: @Sendable () -> Void
     /// Connections that share an event loop share this key; pings for them go over in one hop.
-    let loopKey: ObjectIdentifier?
+    let loopKey: ObjectIdentifier
     /// Runs a closure on the connection's event loop.
     let onLoop: @Sendable (@escaping @Sendable () -> Void) -> Void
     /// Pings; only on the connection's event loop.
     let pingHere: @Sendable () -> Void
 
     init(
-        close: @escaping @Sendable (CloseCode, String) -> Void, ping: @escaping @Sendable () -> Void = {}, loopKey: ObjectIdentifier? = nil,
-        onLoop: @escaping @Sendable (@escaping @Sendable () -> Void) -> Void = { $0() }, pingHere: @escaping @Sendable () -> Void = {}
+        close: @escaping @Sendable (CloseCode, String) -> Void, loopKey: ObjectIdentifier,
+        onLoop: @escaping @Sendable (@escaping @Sendable () -> Void) -> Void, pingHere: @escaping @Sendable () -> Void
     ) {
         self.closeAction = close
-        self.pingAction = ping
         self.loopKey = loopKey
         self.onLoop = onLoop
         self.pingHere = pingHere
     }
 
     func close(code: CloseCode, reason: String) { closeAction(code, reason) }
-    func ping() { pingAction() }
 }
 
 /// Counts of refusals and protocol violations by cause, kept for tests and the summary and
@@ -189,9 +186,7 @@ public final class Gateway: Sendable {
         }
         // One hop to each event loop for all of its pings, instead of a wakeup per ping.
         var byLoop: [ObjectIdentifier: [ConnectionHandle]] = [:]
-        for handle in handles {
-            if let key = handle.loopKey { byLoop[key, default: []].append(handle) } else { handle.ping() }
-        }
+        for handle in handles { byLoop[handle.loopKey, default: []].append(handle) }
         for group in byLoop.values {
             group[0].onLoop { for handle in group { handle.pingHere() } }
         }

@@ -90,7 +90,10 @@ final class Simulation {
         let request = HandshakeRequest(agentID: agentID(agent), bootID: boots[agent])
         let closed = closedByServer
         let box = Mutex2<Int64>(-1)
-        let handle = ConnectionHandle { _, _ in closed.withLock { _ = $0.insert(box.withLock { $0 }) } }
+        // No event loop here: closes are recorded, pings (never sent in this test) would run inline.
+        let handle = ConnectionHandle(
+            close: { _, _ in closed.withLock { _ = $0.insert(box.withLock { $0 }) } }, loopKey: ObjectIdentifier(box), onLoop: { $0() },
+            pingHere: {})
         guard let accepted = gateway.accept(request, remoteAddress: "127.0.0.1:1", handle: handle) else { return }
         box.withLock { $0 = accepted.sessionID }
         reap()
