@@ -1,3 +1,5 @@
+import RollcallCore
+
 /// One character cell of the terminal with its style.
 ///
 /// A cell holds a `Unicode.Scalar`, not a `Character`: everything the dashboard draws (agent ids are
@@ -61,18 +63,27 @@ public struct Frame: Equatable, Sendable {
 
     /// Writes `text` from `column` on `row`, clipped to `width` columns (and to the screen);
     /// returns the column after the last one written.
+    ///
+    /// This is where every text of every view becomes cells, an agent's hostname and labels among
+    /// them, so it is where they are made safe: `text` is drawn as ``TerminalText/escaped(_:)``
+    /// writes it, and no control character reaches the terminal. Measure text for `put` with
+    /// ``columns(of:)``.
     @discardableResult
     public mutating func put(_ text: String, row: Int, column: Int, width: Int? = nil, style: Style = .plain) -> Int {
         guard row >= 0, row < size.rows else { return column }
         let limit = min(size.columns, column + (width ?? size.columns))
         var c = column
-        for scalar in text.unicodeScalars {
+        for scalar in TerminalText.escaped(text).unicodeScalars {
             guard c < limit else { break }
             if c >= 0 { self[row, c] = Cell(scalar, style) }
             c += 1
         }
         return c
     }
+
+    /// The cells ``put(_:row:column:width:style:)`` takes for `text`: one per scalar of its
+    /// escaped form.
+    public static func columns(of text: String) -> Int { TerminalText.escaped(text).unicodeScalars.count }
 
     /// Fills `width` cells of `row` from `column` with `scalar`.
     public mutating func fill(_ scalar: Unicode.Scalar, row: Int, column: Int, width: Int, style: Style = .plain) {

@@ -157,15 +157,26 @@ public struct Renderer: Sendable {
         }
     }
 
-    /// Cuts `text` to `width` columns, marking the cut with `…`.
+    /// Cuts `text` to `width` columns as ``Frame/put(_:row:column:width:style:)`` draws it,
+    /// marking the cut with `…`.
     public static func truncate(_ text: String, _ width: Int) -> String {
-        guard text.unicodeScalars.count > width else { return text }
+        guard Frame.columns(of: text) > width else { return text }
         guard width > 1 else { return String(text.prefix(width)) }
-        return String(text.unicodeScalars.prefix(width - 1)) + "…"
+        // Cut between scalars, never inside an escape, so what is left still reads as the text.
+        let scalars = text.unicodeScalars
+        var end = scalars.startIndex
+        var used = 0
+        for scalar in scalars {
+            used += TerminalText.escape(scalar)?.unicodeScalars.count ?? 1
+            guard used < width else { break }
+            end = scalars.index(after: end)
+        }
+        return String(scalars[..<end]) + "…"
     }
 
+    /// Pads `text` to `width` columns as ``Frame/put(_:row:column:width:style:)`` draws it.
     static func align(_ text: String, _ width: Int, right: Bool) -> String {
-        let n = text.unicodeScalars.count
+        let n = Frame.columns(of: text)
         guard n < width else { return text }
         let pad = String(repeating: " ", count: width - n)
         return right ? pad + text : text + pad

@@ -187,4 +187,44 @@ import Testing
         _ = s.handle(.escape, now: noon)
         #expect(s.detail == nil)
     }
+
+    @Test func showsControlCharactersInAnAgentsHostnameAndLabelsAsVisibleEscapes() {
+        let size = ScreenSize(rows: 20, columns: 120)
+        var s = state(threeAgents, size: size)
+        var d = AgentDetail(id: "web-01")
+        d.hostname = "web\u{1B}[2J\u{1B}[H01"
+        d.agentVersion = "1.0\u{9B}31m"
+        d.labels = [("env", "prod\u{1B}]0;pwned\u{7}"), ("rack\u{202E}", "b3\r\n")]
+        d.sessions = [
+            .init(id: 2, startedAt: noon - 60_000, endedAt: noon - 1000, endReason: "kick\u{1B}", remoteAddress: "10.0.0.7", heartbeats: 12),
+            .init(id: 1, startedAt: noon - 120_000, endedAt: noon - 61_000, endReason: "goodbye", remoteAddress: "10.0.0.7", heartbeats: 12),
+        ]
+        s.detail = d
+        let frame = Renderer(theme: Theme(.none)).render(s, size: size, now: noon)
+        // Not one control character reaches the screen, whatever the agent sent.
+        for line in frame.lines {
+            #expect(line.utf8.allSatisfy { $0 >= 0x20 && $0 != 0x7F })
+            #expect(!line.unicodeScalars.contains { $0 != "\\" && TerminalText.needsEscape($0) })
+        }
+        // The escapes show where the controls were.
+        #expect(frame.lines[3] == #" host web\u{1B}[2J\u{1B}[H01 · agent 1.0\u{9B}31m · env=prod\u{1B}]0;pwned\u{7} rack\u{202E}=b3\r\n"#)
+        // Columns after an escaped text stay in line: it is measured as drawn.
+        let sessions = frame.lines.filter { $0.contains("beats") }
+        func column(of word: String, in line: String) -> Int? {
+            line.firstRange(of: word).map { line.unicodeScalars[..<$0.lowerBound].count }
+        }
+        #expect(sessions.count == 2)
+        #expect(sessions[0].contains(#"kick\u{1B}"#))
+        #expect(column(of: "beats", in: sessions[0]) != nil)
+        #expect(column(of: "beats", in: sessions[0]) == column(of: "beats", in: sessions[1]))
+    }
+
+    @Test func cutsTextBetweenEscapesNeverInsideOne() {
+        // `ab\u{1B}…` takes nine columns as drawn: the escape goes whole or not at all.
+        #expect(Renderer.truncate("ab\u{1B}cdef", 9) == "ab\u{1B}…")
+        #expect(Renderer.truncate("ab\u{1B}cdef", 8) == "ab…")
+        #expect(Frame.columns(of: "ab\u{1B}…") == 9)
+        #expect(Renderer.truncate("ab\u{1B}cd", 12) == "ab\u{1B}cd")
+        #expect(Renderer.truncate("abcdef", 4) == "abc…")
+    }
 }
