@@ -92,7 +92,7 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The operator commands' HTTP client.
+        // The operator commands' HTTP client, and the tables they print.
         .target(
             name: "RollcallClient",
             dependencies: ["RollcallCore"],
@@ -210,6 +210,11 @@ let package = Package(
         .testTarget(
             name: "RollcallDashboardTests",
             dependencies: ["RollcallCore", "RollcallDashboard", "RollcallTop"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RollcallClientTests",
+            dependencies: ["RollcallCore", "RollcallClient"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -31,7 +31,8 @@ func runClient(_ body: () async throws -> Void) async throws {
     do {
         try await body()
     } catch let failure as APIClient.Failure {
-        FileHandle.standardError.write(Data("rollcall: \(failure.message)\n".utf8))
+        // The server's message quotes what the request sent (an id, a label): shown escaped too.
+        FileHandle.standardError.write(Data("rollcall: \(TerminalText.escaped(failure.message))\n".utf8))
         throw ExitCode(failure.code == "unreachable" ? 2 : 1)
     }
 }
@@ -84,16 +85,8 @@ struct Agents: AsyncParsableCommand {
             try await runClient {
                 let agent = try await client.client.get("/v1/agents/\(id)")
                 if client.json { return printJSON(agent) }
-                guard case .object(let members) = agent else { return }
-                for (key, value) in members {
-                    let text: String
-                    switch value {
-                    case .string(let s): text = s
-                    case .null: text = "-"
-                    default: text = value.serialized()
-                    }
-                    print(key.padding(toLength: 14, withPad: " ", startingAt: 0) + text)
-                }
+                let fields = Table.fields(agent)
+                if !fields.isEmpty { print(fields) }
             }
         }
     }
@@ -151,18 +144,5 @@ struct Agents: AsyncParsableCommand {
                 print(result["was_connected"] == .bool(true) ? "kicked \(id)" : "\(id) was not connected; marked offline")
             }
         }
-    }
-}
-
-/// Plain aligned columns for people.
-enum Table {
-    static func render(header: [String], rows: [[String]]) -> String {
-        var widths = header.map(\.count)
-        for row in rows { for (i, cell) in row.enumerated() where i < widths.count { widths[i] = max(widths[i], cell.count) } }
-        func line(_ cells: [String]) -> String {
-            cells.enumerated().map { i, c in i == cells.count - 1 ? c : c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
-                .joined(separator: "  ")
-        }
-        return ([line(header)] + rows.map(line)).joined(separator: "\n")
     }
 }
