@@ -10,3 +10,16 @@ public enum CloseCode: UInt16, Sendable, Hashable {
     case kicked = 4002
     case removed = 4003
 }
+
+extension CloseCode {
+    /// The code to answer a peer's close frame with: its own code when an endpoint may send it
+    /// (RFC 6455 §7.4), otherwise `nil` (answer 1000). 1005, 1006 and 1015 only ever describe a
+    /// close locally and must never be sent; 1004 and everything below 1000 or in 1016…2999 is
+    /// reserved or undefined.
+    public static func echoable(_ code: UInt16) -> UInt16? {
+        switch code {
+        case 1000...1003, 1007...1014, 3000...4999: code
+        default: nil
+        }
+    }
+}

@@ -3,6 +3,9 @@ public enum JSONValue: Sendable, Hashable {
     case null
     case bool(Bool)
     case number(Double)
+    /// An integer written exactly (ids and cursors up to `Int64.max`); the parser reads every
+    /// number as `.number`, so this case is only built, never parsed.
+    case integer(Int64)
     case string(String)
     case array([JSONValue])
     case object([(String, JSONValue)])
@@ -12,6 +15,8 @@ public enum JSONValue: Sendable, Hashable {
         case (.null, .null): return true
         case (.bool(let a), .bool(let b)): return a == b
         case (.number(let a), .number(let b)): return a == b
+        case (.integer(let a), .integer(let b)): return a == b
+        case (.integer(let a), .number(let b)), (.number(let b), .integer(let a)): return Double(a) == b
         case (.string(let a), .string(let b)): return a == b
         case (.array(let a), .array(let b)): return a == b
         case (.object(let a), .object(let b)):
@@ -36,6 +41,7 @@ public enum JSONValue: Sendable, Hashable {
 
     /// An integer value, when the number is integral and fits.
     public var int64Value: Int64? {
+        if case .integer(let i) = self { return i }
         guard case .number(let d) = self, d.rounded() == d, abs(d) < 9.007_199_254_740_992e15 else { return nil }
         return Int64(d)
     }
@@ -53,6 +59,7 @@ public enum JSONValue: Sendable, Hashable {
         case .bool(let b): out += b ? "true" : "false"
         case .number(let d):
             if d.rounded() == d, abs(d) < 9.007_199_254_740_992e15 { out += String(Int64(d)) } else { out += "\(d)" }
+        case .integer(let i): out += String(i)
         case .string(let s): JSONValue.writeString(s, to: &out)
         case .array(let items):
             out += "["

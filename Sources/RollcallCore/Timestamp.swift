@@ -41,6 +41,11 @@ public enum Timestamp {
         return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))"
     }
 
+    /// Epoch milliseconds of the start of a UTC day `YYYY-MM-DD`; `nil` for anything else.
+    public static func parseDay(_ text: String) -> Millis? {
+        parse(text + "T00:00:00Z")
+    }
+
     /// Epoch milliseconds of a UTC timestamp `YYYY-MM-DDTHH:MM:SS[.fff…]Z` as the API writes it;
     /// `nil` for anything else.
     public static func parse(_ text: String) -> Millis? {

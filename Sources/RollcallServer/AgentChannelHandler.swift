@@ -3,7 +3,7 @@ import NIOCore
 import NIOWebSocket
 import RollcallCore
 
-/// One agent's WebSocket connection, on its event loop: decodes frames, feeds the gateway and
+/// One agent's WebSocket connection, on its event loop: decodes frames, feeds the presence owner and
 /// writes acks. No task per connection and no actor hop per heartbeat; acks written while
 /// reading are flushed once per read burst.
 final class AgentChannelHandler: ChannelInboundHandler, RemovableChannelHandler {
@@ -19,7 +19,7 @@ final class AgentChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
         case closed
     }
 
-    private let gateway: Gateway
+    private let presence: Presence
     private let request: HandshakeRequest
     private let maxMessageBytes: Int
     private let closeGrace: TimeAmount
@@ -27,7 +27,7 @@ final class AgentChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
     private var phase = Phase.open
     private var slot: LivenessEngine.Slot = 0
     private var session: Int64 = -1
-    /// The session is over as far as the gateway knows; nothing more is reported.
+    /// The session is over as far as the presence owner knows; nothing more is reported.
     private var reported = true
     private var fragments: ByteBuffer?
     private var fragmentOpcode: WebSocketOpcode = .text
@@ -43,8 +43,8 @@ final class AgentChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
     private let slowReaderGrace: TimeAmount
     private var slowReaderCheck: Scheduled<Void>?
 
-    init(gateway: Gateway, request: HandshakeRequest, configuration: ServerConfiguration, logger: Logger) {
-        self.gateway = gateway
+    init(presence: Presence, request: HandshakeRequest, configuration: ServerConfiguration, logger: Logger) {
+        self.presence = presence
         self.request = request
         self.maxMessageBytes = configuration.maxMessageBytes
         self.closeGrace = .init(configuration.closeGrace)
@@ -56,7 +56,7 @@ final class AgentChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
-        gateway.agentSocketOpened()
+        presence.agentSocketOpened()
         if let address = context.channel.remoteAddress, let ip = address.ipAddress, let port = address.port {
             remote = address.protocol == .inet6 ? "[\(ip)]:\(port)" : "\(ip):\(port)"
         }
@@ -75,7 +75,7 @@ final class AgentChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
                 let (handler, context) = loopBound.value
                 handler.sendPing(context: context)
             })
-        guard let accepted = gateway.accept(request, remoteAddress: remote, handle: handle) else {
+        guard let accepted = presence.accept(request, remoteAddress: remote, handle: handle) else {
             sendClose(context: context, code: .goingAway, reason: "server stopping")
             return
         }
@@ -90,7 +90,7 @@ final class AgentChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
             .welcome(
                 Welcome(
                     session: String(accepted.sessionID), intervalMs: accepted.intervalMs, timeoutMs: accepted.timeoutMs,
-                    serverTimeMs: gateway.clock.now())))
+                    serverTimeMs: presence.clock.now())))
         writeText(context: context, welcome)
         context.flush()
     }
@@ -133,7 +133,7 @@ final class AgentChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
             var data = frame.unmaskedData
             if data.readableBytes == 8, let sent = data.readInteger(as: UInt64.self) {
                 let rtt = Double(DispatchTimeNanos.now() &- sent) / 1_000_000
-                if rtt >= 0 && rtt < 600_000 { gateway.pong(slot: slot, session: session, rttMs: rtt) }
+                if rtt >= 0 && rtt < 600_000 { presence.pong(slot: slot, session: session, rttMs: rtt) }
             }
         case .connectionClose:
             receivedClose(context: context, frame: frame)
@@ -144,7 +144,7 @@ final class AgentChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
 
     func channelReadComplete(context: ChannelHandlerContext) {
         if beats != beatsReported {
-            gateway.counters.heartbeats(beats - beatsReported)
+            presence.counters.heartbeats(beats - beatsReported)
             beatsReported = beats
         }
         if pendingFlush {
@@ -154,10 +154,10 @@ final class AgentChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        gateway.agentSocketClosed()
+        presence.agentSocketClosed()
         if !reported {
             reported = true
-            gateway.disconnect(slot: slot, session: session, kind: .abnormal(closeCode: nil))
+            presence.disconnect(slot: slot, session: session, kind: .abnormal(closeCode: nil))
         }
         phase = .closed
         context.fireChannelInactive()
@@ -168,7 +168,7 @@ final class AgentChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
         if let event = event as? ChannelEvent, event == .inputClosed {
             if !reported {
                 reported = true
-                gateway.disconnect(slot: slot, session: session, kind: .abnormal(closeCode: nil))
+                presence.disconnect(slot: slot, session: session, kind: .abnormal(closeCode: nil))
             }
             phase = .closed
             context.close(promise: nil)
@@ -203,8 +203,8 @@ final class AgentChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
                 let seq = try data.withUnsafeReadableBytes { bytes throws(ProtocolViolation) in try WireCodec.decodeAgentBinary(bytes) }
                 beats &+= 1
                 let timed = beats % ServerMetrics.ackSampleEvery == 0 ? NIODeadline.now() : nil
-                defer { if let timed { gateway.counters.metrics.ackLatency(nanoseconds: (NIODeadline.now() - timed).nanoseconds) } }
-                _ = gateway.heartbeat(slot: slot, session: session)
+                defer { if let timed { presence.counters.metrics.ackLatency(nanoseconds: (NIODeadline.now() - timed).nanoseconds) } }
+                _ = presence.heartbeat(slot: slot, session: session)
                 var out = context.channel.allocator.buffer(capacity: WireCodec.binaryFrameLength)
                 out.writeInteger(WireCodec.binaryAckTag)
                 out.writeInteger(seq)  // big-endian, as the protocol wants
@@ -225,9 +225,9 @@ final class AgentChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
         case .heartbeat(let beat):
             beats &+= 1
             let timed = beats % ServerMetrics.ackSampleEvery == 0 ? NIODeadline.now() : nil
-            defer { if let timed { gateway.counters.metrics.ackLatency(nanoseconds: (NIODeadline.now() - timed).nanoseconds) } }
-            let now = gateway.heartbeat(slot: slot, session: session, sentMs: beat.sentMs)
-            if let status = beat.status { gateway.status(status, agent: request.agentID) }
+            defer { if let timed { presence.counters.metrics.ackLatency(nanoseconds: (NIODeadline.now() - timed).nanoseconds) } }
+            let now = presence.heartbeat(slot: slot, session: session, sentMs: beat.sentMs)
+            if let status = beat.status { presence.status(status, agent: request.agentID) }
             scratch.removeAll(keepingCapacity: true)
             WireCodec.writeAck(seq: beat.seq, serverTimeMs: now, into: &scratch)
             var out = context.channel.allocator.buffer(capacity: scratch.count)
@@ -235,9 +235,9 @@ final class AgentChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
             context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: out)), promise: nil)
             pendingFlush = true
         case .hello(let hello):
-            gateway.hello(hello, agent: request.agentID, slot: slot, session: session)
+            presence.hello(hello, agent: request.agentID, slot: slot, session: session)
         case .bye(let reason):
-            logger.debug("agent said bye", metadata: ["agent": "\(request.agentID)", "reason": "\(reason ?? "-")"])
+            logger.debug("agent said bye", metadata: ["agent": "\(request.agentID)", "reason": "\(TerminalText.escaped(reason ?? "-"))"])
             report(.goodbye(closeCode: nil))
             phase = .saidBye
             scheduleForcedClose(context: context)
@@ -262,7 +262,8 @@ final class AgentChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
         }
         phase = .closing
         var reply = context.channel.allocator.buffer(capacity: 2)
-        reply.write(webSocketErrorCode: WebSocketErrorCode(codeNumber: code ?? 1000))
+        // Echo the agent's code when one may be sent; never 1005/1006/1015 or a reserved one.
+        reply.writeInteger(code.flatMap { CloseCode.echoable(UInt16(truncatingIfNeeded: $0)) } ?? 1000)
         let channel = context.channel
         context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: reply))).whenComplete { _ in
             channel.close(promise: nil)
@@ -298,19 +299,19 @@ final class AgentChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
 
     // MARK: Closing
 
-    /// The gateway ended this session (timeout, superseded, server stop…): send the close frame.
+    /// The presence owner ended this session (timeout, superseded, server stop…): send the close frame.
     func serverClose(context: ChannelHandlerContext, code: CloseCode, reason: String) {
         reported = true
         guard phase == .open || phase == .saidBye else { return }
-        logger.debug("closing agent connection", metadata: ["agent": "\(request.agentID)", "code": "\(code.rawValue)", "reason": "\(reason)"])
+        logger.debug("closing agent connection", metadata: ["agent": "\(request.agentID)", "code": "\(code.rawValue)", "reason": "\(TerminalText.escaped(reason))"])
         sendClose(context: context, code: code, reason: reason)
     }
 
     fileprivate func violation(context: ChannelHandlerContext, _ violation: ProtocolViolation) {
         logger.notice(
             "protocol violation",
-            metadata: ["agent": "\(request.agentID)", "remote": "\(remote)", "code": "\(violation.code.rawValue)", "cause": "\(violation.reason)"])
-        gateway.counters.violated(violation.cause)
+            metadata: ["agent": "\(request.agentID)", "remote": "\(remote)", "code": "\(violation.code.rawValue)", "cause": "\(TerminalText.escaped(violation.reason))"])
+        presence.counters.violated(violation.cause)
         report(.protocolViolation(violation.code))
         if phase == .open || phase == .saidBye { sendClose(context: context, code: violation.code, reason: violation.reason) }
     }
@@ -318,7 +319,7 @@ final class AgentChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
     private func report(_ kind: DisconnectKind) {
         guard !reported else { return }
         reported = true
-        gateway.disconnect(slot: slot, session: session, kind: kind)
+        presence.disconnect(slot: slot, session: session, kind: kind)
     }
 
     private func sendClose(context: ChannelHandlerContext, code: CloseCode, reason: String) {

@@ -31,7 +31,7 @@ func jsonResponse(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Resp
 
 extension JSONValue {
     static func time(_ ms: Millis?) -> JSONValue { ms.map { .string(Timestamp.rfc3339($0)) } ?? .null }
-    static func int(_ v: Int64?) -> JSONValue { v.map { .number(Double($0)) } ?? .null }
+    static func int(_ v: Int64?) -> JSONValue { v.map { .integer($0) } ?? .null }
     static func str(_ v: String?) -> JSONValue { v.map { .string($0) } ?? .null }
     /// Parses stored JSON text, or `null`.
     static func stored(_ text: String?) -> JSONValue {
@@ -41,8 +41,13 @@ extension JSONValue {
 }
 
 /// The query API routes (spec §6).
+///
+/// Live answers (state, since, last seen, the open session) come from ``Presence``; the past
+/// comes from the history, read on the database's own threads (``DatabaseThreads``) so no query
+/// runs on the threads that time agents.
 struct QueryAPI: Sendable {
-    let gateway: Gateway
+    let presence: Presence
+    let hub: TransitionHub
     let store: any HistoryStore
     let admission: Admission
     let configuration: ServerConfiguration
@@ -51,19 +56,22 @@ struct QueryAPI: Sendable {
         router.get("/metrics") { _, _ -> Response in
             Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: .init(byteBuffer: ByteBuffer(string: gateway.counters.metrics.render(gateway: gateway, watchers: gateway.hub.listenerCount))))
+                body: .init(byteBuffer: ByteBuffer(string: presence.counters.metrics.render(presence: presence, watchers: hub.watcherCount))))
         }
         router.get("/healthz") { _, _ in
-            jsonResponse(.object([("status", .string(gateway.isStopping ? "stopping" : "ok"))]))
+            jsonResponse(.object([("status", .string(presence.isStopping ? "stopping" : "ok"))]))
         }
         // Reached only when the request was not upgraded: a refusal or a plain GET.
         router.get("/v1/watch") { request, _ -> Response in
-            if case .failure(let refusal) = admission.admitWatch(uri: request.uri.description, remote: nil) { throw APIError(refusal) }
+            if case .failure(let refusal) = admission.admitWatch(uri: request.uri.description, remote: nil, spend: false) { throw APIError(refusal) }
             throw APIError(status: 426, code: "upgrade_required", message: "GET /v1/watch is a WebSocket endpoint; send the upgrade headers")
         }
         router.get("/v1/agent") { request, _ -> Response in
             let uri = request.uri.description
-            switch admission.admit(uri: uri, authorization: request.headers[.authorization], subprotocols: request.headers[.secWebSocketProtocol], remote: nil) {
+            // Asking is free: an agent learning why its upgrade was refused spends no handshake.
+            switch admission.admit(
+                uri: uri, authorization: request.headers[.authorization], subprotocols: request.headers[.secWebSocketProtocol], remote: nil, spend: false)
+            {
             case .failure(let refusal):
                 throw APIError(refusal)
             case .success:
@@ -71,56 +79,56 @@ struct QueryAPI: Sendable {
             }
         }
         router.get("/v1/summary") { _, _ -> Response in
-            let counts = gateway.countsByState()
-            let snapshot = gateway.counters.snapshot
+            let counts = presence.countsByState()
+            let snapshot = presence.counters.snapshot
             return jsonResponse(
                 .object([
                     ("agents", .object(PresenceState.allCases.map { ($0.rawValue, .int(Int64(counts[$0] ?? 0))) })),
                     ("total", .int(Int64(counts.values.reduce(0, +)))),
-                    ("connections", .int(Int64(gateway.connectionCount))),
-                    ("heartbeats_per_second", .number((gateway.counters.heartbeatsPerSecond * 10).rounded() / 10)),
-                    ("heartbeats_total", .int(Int64(gateway.counters.totalHeartbeats))),
-                    ("watchers", .int(Int64(gateway.hub.listenerCount))),
-                    ("last_transition_id", .int(gateway.lastTransitionID)),
+                    ("connections", .int(Int64(presence.connectionCount))),
+                    ("heartbeats_per_second", .number((presence.counters.heartbeatsPerSecond * 10).rounded() / 10)),
+                    ("heartbeats_total", .int(Int64(presence.counters.totalHeartbeats))),
+                    ("watchers", .int(Int64(hub.watcherCount))),
+                    ("last_transition_id", .int(hub.lastID)),
                     ("refusals", .object(snapshot.refusals.sorted { $0.key < $1.key }.map { ($0.key, .int(Int64($0.value))) })),
                     ("violations", .object(snapshot.violations.sorted { $0.key < $1.key }.map { ($0.key, .int(Int64($0.value))) })),
-                    ("server_time", .time(gateway.clock.now())),
+                    ("server_time", .time(presence.clock.now())),
                 ]))
         }
         router.get("/v1/events") { request, _ -> Response in
             let after = try self.intParameter(request, "after", in: 0...Int64.max, default: 0)
             let limit = try self.intParameter(request, "limit", in: 1...10_000, default: 1000)
-            let rows = try store.transitions(agent: nil, after: after, limit: Int(limit))
+            let rows = try await read { store in try store.transitions(agent: nil, after: after, limit: Int(limit)) }
             let next = rows.last?.id ?? after
-            return jsonResponse(.object([("events", .array(rows.map(self.transitionJSON))), ("next_cursor", .int(next))]))
+            return jsonResponse(.object([("events", .array(rows.map(\.json))), ("next_cursor", .int(next))]))
         }
         router.get("/v1/agents") { request, _ -> Response in
-            try self.listAgents(request)
+            try await self.listAgents(request)
         }
         router.get("/v1/agents/{id}") { request, context -> Response in
             let id = try context.parameters.require("id")
-            return try self.agentDetail(id)
+            return try await self.agentDetail(id)
         }
         router.post("/v1/agents") { request, context -> Response in
             try await self.register(request, context)
         }
         router.delete("/v1/agents/{id}") { request, context -> Response in
-            try self.remove(try context.parameters.require("id"), request, context)
+            try await self.remove(try context.parameters.require("id"), request, context)
         }
         router.post("/v1/agents/{id}/kick") { request, context -> Response in
-            try self.kick(try context.parameters.require("id"), request, context)
+            try await self.kick(try context.parameters.require("id"), request, context)
         }
         router.get("/v1/agents/{id}/uptime") { request, context -> Response in
             let id = try context.parameters.require("id")
-            return try self.uptime(id, request: request)
+            return try await self.uptime(id, request: request)
         }
         router.get("/v1/agents/{id}/transitions") { request, context -> Response in
             let id = try context.parameters.require("id")
-            return try self.agentTransitions(id, request: request)
+            return try await self.agentTransitions(id, request: request)
         }
         router.get("/v1/agents/{id}/sessions") { request, context -> Response in
             let id = try context.parameters.require("id")
-            return try self.agentSessions(id, request: request)
+            return try await self.agentSessions(id, request: request)
         }
     }
 
@@ -128,14 +136,22 @@ struct QueryAPI: Sendable {
 
     /// Admin operations need the admin token; without one configured, only loopback clients in
     /// open mode may use them.
+    ///
+    /// A browser sends `Origin` with every cross-site request; one whose origin is not this
+    /// server is refused, so a web page cannot drive the admin API of an open-mode server on
+    /// the operator's machine.
     func requireAdmin(_ request: Request, _ context: BasicRequestContext) throws {
+        if let origin = request.headers[.origin], !Self.isSameOrigin(origin, host: request.head.authority) {
+            presence.counters.refused("cross_origin")
+            throw APIError(status: 403, code: "cross_origin", message: "admin operations are not accepted from another site's page (Origin \(TerminalText.escaped(String(origin.prefix(100)))))")
+        }
         if let admin = configuration.adminToken {
             let presented = request.headers[.authorization].flatMap { header -> String? in
                 let parts = header.split(separator: " ", maxSplits: 1)
                 return parts.count == 2 && parts[0].lowercased() == "bearer" ? String(parts[1]) : nil
             }
             guard let presented, AgentToken.constantTimeEquals(AgentToken.hash(presented), AgentToken.hash(admin)) else {
-                gateway.counters.refused("admin_unauthorized")
+                presence.counters.refused("admin_unauthorized")
                 throw APIError(status: 401, code: "unauthorized", message: "admin operations need Authorization: Bearer <admin token>")
             }
             return
@@ -143,6 +159,24 @@ struct QueryAPI: Sendable {
         guard configuration.openMode, configuration.isLoopbackOnly else {
             throw APIError(status: 403, code: "forbidden", message: "set ROLLCALL_ADMIN_TOKEN on the server to allow admin operations")
         }
+    }
+
+    /// Whether `origin` (`scheme://host[:port]`) names the host the request was sent to.
+    static func isSameOrigin(_ origin: String, host: String?) -> Bool {
+        guard let host, let schemeEnd = origin.range(of: "://") else { return false }
+        return origin[schemeEnd.upperBound...].lowercased() == host.lowercased()
+    }
+
+    /// Runs a history read on the database's threads.
+    func read<T: Sendable>(_ body: @escaping @Sendable (any HistoryStore) throws -> T) async throws -> T {
+        let store = self.store
+        return try await DatabaseThreads.shared.read { try body(store) }
+    }
+
+    /// Runs a history write (registration, revocation) on the writer's thread.
+    func write<T: Sendable>(_ body: @escaping @Sendable (any HistoryStore) throws -> T) async throws -> T {
+        let store = self.store
+        return try await DatabaseThreads.shared.write { try body(store) }
     }
 
     func register(_ request: Request, _ context: BasicRequestContext) async throws -> Response {
@@ -166,47 +200,60 @@ struct QueryAPI: Sendable {
         var labels: [String: String] = [:]
         if case .object(let members)? = json["labels"] {
             for (k, v) in members {
-                guard let s = v.stringValue else { throw APIError(status: 400, code: "bad_parameter", message: "label '\(k)' must be a string") }
+                guard let s = v.stringValue else {
+                    throw APIError(status: 400, code: "bad_parameter", message: "label '\(TerminalText.escaped(String(k.prefix(64))))' must be a string")
+                }
                 labels[k] = s
             }
         }
         let token = AgentToken.generate()
         let hash = AgentToken.hash(token)
-        guard try store.register(agent: rawID, tokenHash: hash, labels: labels, now: gateway.clock.now()) else {
+        let now = presence.clock.now()
+        let fixedLabels = labels
+        guard try await write({ try $0.register(agent: rawID, tokenHash: hash, labels: fixedLabels, now: now) }) else {
             throw APIError(status: 409, code: "exists", message: "agent '\(rawID)' is already registered; DELETE /v1/agents/\(rawID) first to issue a new token")
         }
-        gateway.setCredential(Credential(tokenHash: hash, disabled: false), for: AgentID(rawID)!)
-        gateway.registered(AgentID(rawID)!)
-        gateway.logger.info("agent registered", metadata: ["agent": "\(rawID)"])
+        let id = AgentID(rawID)!
+        admission.setCredential(Credential(tokenHash: hash, disabled: false), for: id)
+        // Known (offline) before it first connects, in the summary, the listing and snapshots.
+        if presence.registered(id) { hub.seed(id, state: .offline, since: now) }
+        presence.logger.info("agent registered", metadata: ["agent": "\(rawID)"])
         return jsonResponse(
             .object([("id", .string(rawID)), ("token", .string(token)), ("labels", .object(labels.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }))]),
             status: .created)
     }
 
-    func remove(_ id: String, _ request: Request, _ context: BasicRequestContext) throws -> Response {
+    func remove(_ id: String, _ request: Request, _ context: BasicRequestContext) async throws -> Response {
         try requireAdmin(request, context)
-        _ = try requireAgent(id)
-        try store.revoke(agent: id)
+        _ = try await requireAgent(id)
+        try await write { try $0.revoke(agent: id) }
         let agent = AgentID(id)!
-        gateway.setCredential(Credential(tokenHash: nil, disabled: true), for: agent)
-        let wasConnected = gateway.end(agent, removed: true)
-        gateway.logger.info("agent removed", metadata: ["agent": "\(id)", "connected": "\(wasConnected)"])
+        admission.setCredential(Credential(tokenHash: nil, disabled: true), for: agent)
+        let wasConnected = presence.end(agent, removed: true)
+        presence.logger.info("agent removed", metadata: ["agent": "\(id)", "connected": "\(wasConnected)"])
         return jsonResponse(.object([("id", .string(id)), ("removed", .bool(true)), ("was_connected", .bool(wasConnected))]))
     }
 
-    func kick(_ id: String, _ request: Request, _ context: BasicRequestContext) throws -> Response {
+    func kick(_ id: String, _ request: Request, _ context: BasicRequestContext) async throws -> Response {
         try requireAdmin(request, context)
-        _ = try requireAgent(id)
-        let wasConnected = gateway.end(AgentID(id)!, removed: false)
-        gateway.logger.info("agent kicked", metadata: ["agent": "\(id)", "connected": "\(wasConnected)"])
+        _ = try await requireAgent(id)
+        let wasConnected = presence.end(AgentID(id)!, removed: false)
+        presence.logger.info("agent kicked", metadata: ["agent": "\(id)", "connected": "\(wasConnected)"])
         return jsonResponse(.object([("id", .string(id)), ("kicked", .bool(true)), ("was_connected", .bool(wasConnected))]))
     }
 
-    func requireAgent(_ id: String) throws -> StoredAgent {
-        guard let row = try store.agent(id) else {
-            throw APIError(status: 404, code: "not_found", message: "no agent with id '\(id.prefix(128))'")
+    /// The agent's row, or, for an agent the server knows live but whose row the writer has not
+    /// committed yet (it was welcomed a moment ago), the row as it will be: an agent is visible
+    /// as soon as its `welcome` is sent (spec §6).
+    func requireAgent(_ id: String) async throws -> StoredAgent {
+        if let row = try await read({ try $0.agent(id) }) { return row }
+        if let agentID = AgentID(id), let live = presence.status(of: agentID), let state = live.state {
+            return StoredAgent(
+                id: id, state: state, stateSince: live.since, firstSeen: live.since, lastSeen: live.lastSignOfLife, labels: "{}",
+                hostname: nil, agentVersion: nil, metadata: nil, status: nil, intervalMs: live.intervalMs, timeoutMs: live.timeoutMs,
+                tokenHash: nil, disabled: false, lastBootID: nil)
         }
-        return row
+        throw APIError(status: 404, code: "not_found", message: "no agent with id '\(TerminalText.escaped(String(id.prefix(128))))'")
     }
 
     /// An integer query parameter within `range`, or `fallback` when absent.
@@ -227,12 +274,16 @@ struct QueryAPI: Sendable {
         return (window, windowMs)
     }
 
-    func uptime(_ id: String, request: Request) throws -> Response {
-        _ = try requireAgent(id)
+    func uptime(_ id: String, request: Request) async throws -> Response {
+        _ = try await requireAgent(id)
         let (window, windowMs) = try windowParameter(request, default: "24h")!
-        let now = gateway.clock.now()
-        let u = try store.uptime(agent: id, from: now - windowMs, to: now, now: now)
-        let days = try store.uptimeDaily(agent: id, fromDay: Timestamp.day(now - windowMs))
+        let now = presence.clock.now()
+        let (u, days) = try await read { store in
+            (
+                try store.uptime(agent: id, from: now - windowMs, to: now, now: now),
+                try store.uptimeDaily(agent: id, fromDay: Timestamp.day(now - windowMs), now: now)
+            )
+        }
         return jsonResponse(
             .object([
                 ("id", .string(id)), ("window", .string(window)), ("from", .time(now - windowMs)), ("to", .time(now)),
@@ -248,37 +299,51 @@ struct QueryAPI: Sendable {
             ]))
     }
 
-    func agentTransitions(_ id: String, request: Request) throws -> Response {
-        _ = try requireAgent(id)
+    func agentTransitions(_ id: String, request: Request) async throws -> Response {
+        _ = try await requireAgent(id)
         let after = try intParameter(request, "after", in: 0...Int64.max, default: 0)
         let limit = try intParameter(request, "limit", in: 1...1000, default: 100)
         let before = request.uri.queryParameters["before"] == nil ? nil : try intParameter(request, "before", in: 1...Int64.max, default: Int64.max)
         if before != nil, request.uri.queryParameters["after"] != nil {
             throw APIError(status: 400, code: "bad_parameter", message: "after (oldest first) and before (newest first) cannot be combined")
         }
-        let rows: [StoredTransition]
         let window = try windowParameter(request, default: nil)
-        if window != nil || before != nil {
-            let from = window.map { gateway.clock.now() - $0.ms } ?? Int64.min
-            rows = try store.transitions(agent: id, after: after, before: before, effectiveFrom: from, limit: Int(limit))
-        } else {
-            rows = try store.transitions(agent: id, after: after, limit: Int(limit))
+        let from = window.map { presence.clock.now() - $0.ms }
+        let rows = try await read { store in
+            if from != nil || before != nil {
+                return try store.transitions(agent: id, after: after, before: before, effectiveFrom: from ?? Int64.min, limit: Int(limit))
+            }
+            return try store.transitions(agent: id, after: after, limit: Int(limit))
         }
         let next: JSONValue = rows.count == Int(limit) ? .int(rows.last!.id) : .null
-        return jsonResponse(.object([("transitions", .array(rows.map(transitionJSON))), ("next_cursor", next)]))
+        return jsonResponse(.object([("transitions", .array(rows.map(\.json))), ("next_cursor", next)]))
     }
 
-    func agentSessions(_ id: String, request: Request) throws -> Response {
-        _ = try requireAgent(id)
+    func agentSessions(_ id: String, request: Request) async throws -> Response {
+        _ = try await requireAgent(id)
         let before = try intParameter(request, "before", in: 1...Int64.max, default: Int64.max)
         let limit = try intParameter(request, "limit", in: 1...1000, default: 50)
-        let rows = try store.sessions(agent: id, before: before, limit: Int(limit))
+        var rows = try await read { try $0.sessions(agent: id, before: before, limit: Int(limit)) }
+        // The open session is live before its row is committed: show it from presence.
+        if let agentID = AgentID(id), let open = presence.openSession(of: agentID), open.id < before, !rows.contains(where: { $0.id == open.id }),
+            rows.first.map({ $0.id < open.id }) ?? true
+        {
+            let live = presence.status(of: agentID)
+            rows.insert(
+                StoredSession(
+                    id: open.id, agentID: id, startedAt: open.startedAt, endedAt: nil, endReason: nil, closeCode: nil,
+                    remoteAddress: open.remoteAddress, bootID: open.bootID, heartbeats: live?.heartbeats ?? 0,
+                    lastSeen: live?.lastSignOfLife, intervalMs: open.intervalMs, timeoutMs: open.timeoutMs, agentRestarted: open.agentRestarted,
+                    rttMs: live?.rttMs),
+                at: 0)
+            if rows.count > Int(limit) { rows.removeLast() }
+        }
         let next: JSONValue = rows.count == Int(limit) ? .int(rows.last!.id) : .null
         let items: [JSONValue] = rows.map { s in
             .object([
                 ("id", .int(s.id)), ("started_at", .time(s.startedAt)), ("ended_at", .time(s.endedAt)),
                 ("duration_ms", .int(s.endedAt.map { $0 - s.startedAt })), ("end_reason", .str(s.endReason)),
-                ("close_code", s.closeCode.map { .number(Double($0)) } ?? .null), ("remote_addr", .str(s.remoteAddress)),
+                ("close_code", s.closeCode.map { .integer(Int64($0)) } ?? .null), ("remote_addr", .str(s.remoteAddress)),
                 ("boot_id", .str(s.bootID)), ("heartbeats", .int(s.heartbeats)), ("last_seen", .time(s.lastSeen)),
                 ("interval_ms", .int(s.intervalMs)), ("timeout_ms", .int(s.timeoutMs)),
                 ("agent_restarted", s.agentRestarted.map { .bool($0) } ?? .null),
@@ -288,15 +353,7 @@ struct QueryAPI: Sendable {
         return jsonResponse(.object([("sessions", .array(items)), ("next_cursor", next)]))
     }
 
-    func transitionJSON(_ t: StoredTransition) -> JSONValue {
-        .object([
-            ("id", .int(t.id)), ("agent_id", .string(t.agentID)), ("from", .str(t.from)), ("to", .string(t.to)),
-            ("reason", .string(t.reason)), ("effective_at", .time(t.effectiveAt)), ("detected_at", .time(t.detectedAt)),
-            ("session_id", .int(t.sessionID)),
-        ])
-    }
-
-    func listAgents(_ request: Request) throws -> Response {
+    func listAgents(_ request: Request) async throws -> Response {
         var query = AgentQuery()
         for (name, value) in request.uri.queryParameters {
             let value = String(value)
@@ -322,12 +379,17 @@ struct QueryAPI: Sendable {
             default: continue
             }
         }
-        let rows = try store.agents(query)
-        var items = rows.map { members(of: $0) }
+        let window = try windowParameter(request, default: nil)
+        let now = presence.clock.now()
+        let fixedQuery = query
         // With a window, each agent also carries its uptime and flaps over it: one query per page.
-        if let window = try windowParameter(request, default: nil), let first = rows.first, let last = rows.last {
-            let now = gateway.clock.now()
-            let stats = try store.fleetStats(first: first.id, last: last.id, from: now - window.ms, now: now)
+        let (rows, stats) = try await read { store -> ([StoredAgent], [String: FleetStats]) in
+            let rows = try store.agents(fixedQuery)
+            guard let window, let first = rows.first, let last = rows.last else { return (rows, [:]) }
+            return (rows, try store.fleetStats(first: first.id, last: last.id, from: now - window.ms, now: now))
+        }
+        var items = rows.map { members(of: $0) }
+        if window != nil {
             for i in items.indices {
                 let s = stats[rows[i].id] ?? FleetStats()
                 items[i].append(("uptime_ratio", s.uptime.ratio.map { .number(($0 * 1_000_000).rounded() / 1_000_000) } ?? .null))
@@ -338,39 +400,41 @@ struct QueryAPI: Sendable {
         return jsonResponse(.object([("agents", .array(items.map { .object($0) })), ("next_cursor", next)]))
     }
 
-    func agentDetail(_ id: String) throws -> Response {
-        let row = try requireAgent(id)
+    func agentDetail(_ id: String) async throws -> Response {
+        let row = try await requireAgent(id)
         var members = members(of: row)
-        let live = AgentID(id).flatMap { gateway.status(of: $0) }
+        let agentID = AgentID(id)
+        let live = agentID.flatMap { presence.status(of: $0) }
         members.append(("first_seen", .time(row.firstSeen)))
         members.append(("hostname", .str(row.hostname)))
         members.append(("agent_version", .str(row.agentVersion)))
         members.append(("metadata", .stored(row.metadata)))
-        members.append(("status", .stored(row.status)))
+        // The latest status the agent sent, even before the writer's next checkpoint.
+        members.append(("status", agentID.flatMap { presence.outbox.pendingStatus(of: $0) } ?? .stored(row.status)))
         members.append(("interval_ms", .int(live?.intervalMs ?? row.intervalMs)))
         members.append(("timeout_ms", .int(live?.timeoutMs ?? row.timeoutMs)))
-        if let live, let session = live.sessionID {
-            let stored = try store.sessions(agent: id, before: session + 1, limit: 1).first
+        if let live, let session = live.sessionID, let open = agentID.flatMap({ presence.openSession(of: $0) }), open.id == session {
             members.append(
                 ("session",
                  .object([
-                    ("id", .int(session)), ("started_at", .time(stored?.startedAt)),
-                    ("remote_addr", .str(stored?.remoteAddress)), ("boot_id", .str(stored?.bootID)),
+                    ("id", .int(session)), ("started_at", .time(open.startedAt)),
+                    ("remote_addr", .str(open.remoteAddress)), ("boot_id", .str(open.bootID)),
                     ("heartbeats", .int(live.heartbeats)),
                  ])))
         } else {
             members.append(("session", .null))
         }
-        let now = gateway.clock.now()
+        let now = presence.clock.now()
         var suspicion: [(String, JSONValue)] = []
-        let liveness = gateway.livenessConfiguration
+        let liveness = presence.livenessConfiguration
         if let live {
             let silent = max(0, now - live.lastSeen)
             if case .phiAccrual(let threshold) = liveness.detector, let estimate = live.estimate, estimate.isReady {
                 let floor = liveness.minStddevMs(intervalMs: live.intervalMs)
                 let phi = estimate.phi(elapsedMs: Double(silent), minStddevMs: floor)
                 suspicion.append(("detector", .string("phi_accrual")))
-                suspicion.append(("phi", phi.isFinite ? .number((phi * 1000).rounded() / 1000) : .string("inf")))
+                // Past what a double can say the suspicion is certain: null, never a string.
+                suspicion.append(("phi", phi.isFinite ? .number((phi * 1000).rounded() / 1000) : .null))
                 suspicion.append(("threshold", .number(threshold)))
                 suspicion.append(("mean_interval_ms", .number(estimate.meanMs.rounded())))
                 suspicion.append(("stddev_ms", .number(estimate.stddevMs(floor: floor).rounded())))
@@ -391,7 +455,7 @@ struct QueryAPI: Sendable {
 
     /// The fields every agent listing carries; live engine state wins over the stored row.
     func members(of row: StoredAgent) -> [(String, JSONValue)] {
-        let live = AgentID(row.id).flatMap { gateway.status(of: $0) }
+        let live = AgentID(row.id).flatMap { presence.status(of: $0) }
         let state = live?.state ?? row.state
         return [
             ("id", .string(row.id)),

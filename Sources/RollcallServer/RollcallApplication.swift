@@ -13,47 +13,63 @@ import ServiceLifecycle
 /// the dashboard look at.
 public struct RollcallApplication: Sendable {
     public let application: Application<RouterResponder<BasicRequestContext>>
-    public let gateway: Gateway
+    public let presence: Presence
     public let hub: TransitionHub
     public let store: any HistoryStore
     public let runID: Int64
+    /// Held while the server runs; released once its history is closed.
+    public let lock: DatabaseLock?
 
     public static let version = "0.1.0"
 
     /// Opens the database, repairs what a previous run left open, and wires the services.
     /// `onServerRunning` receives the bound port (useful with port 0).
+    ///
+    /// Nothing is written before the database is locked for this server (``DatabaseLock.Held``
+    /// names the other one) and the address is known to be free (an `IOError` with the errno),
+    /// so a second `rollcall serve` by mistake changes nothing.
     public static func build(
         configuration: ServerConfiguration,
         logger: Logger = Logger(label: "rollcall"),
         clock: any PresenceClock = SystemPresenceClock(),
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) throws -> RollcallApplication {
+        let lock = try DatabaseLock(path: configuration.databasePath)
+        try PortProbe.check(host: configuration.host, port: configuration.port)
+        lock.describeHolder("pid \(ProcessInfo.processInfo.processIdentifier), listening on \(configuration.host):\(configuration.port)")
         let store = try SQLiteHistoryStore(path: configuration.databasePath)
-        return try build(configuration: configuration, store: store, logger: logger, clock: clock, onServerRunning: onServerRunning)
+        return try build(configuration: configuration, store: store, lock: lock, logger: logger, clock: clock, onServerRunning: onServerRunning)
     }
 
     public static func build(
         configuration: ServerConfiguration,
         store: any HistoryStore,
+        lock: DatabaseLock? = nil,
         logger: Logger,
         clock: any PresenceClock,
         onServerRunning: @escaping @Sendable (Int) async -> Void
     ) throws -> RollcallApplication {
-        let (gateway, start) = try startGateway(configuration: configuration, store: store, logger: logger, clock: clock)
-        let queue = gateway.history
-        let hub = gateway.hub
-        let admission = Admission(gateway: gateway, configuration: configuration)
+        let (presence, hub, start) = try startPresence(configuration: configuration, store: store, logger: logger, clock: clock)
+        let admission = Admission(presence: presence, hub: hub, configuration: configuration)
+        for agent in start.agents where agent.tokenHash != nil || agent.disabled {
+            guard let id = AgentID(agent.id) else { continue }
+            admission.setCredential(Credential(tokenHash: agent.tokenHash, disabled: agent.disabled), for: id)
+        }
 
         let router = Router(context: BasicRequestContext.self)
-        QueryAPI(gateway: gateway, store: store, admission: admission, configuration: configuration).register(on: router)
+        QueryAPI(presence: presence, hub: hub, store: store, admission: admission, configuration: configuration).register(on: router)
 
+        // Stopped in reverse order: presence first (agents become unknown), then the sweeper,
+        // then the writer, whose final flush sees every transition of the shutdown.
         let services: [any Service] = [
-            HistoryWriterService(store: store, queue: queue, gateway: gateway, runID: start.runID, configuration: configuration, logger: logger),
-            LivenessSweeperService(gateway: gateway, interval: configuration.sweepInterval, pingInterval: configuration.pingInterval),
-            GatewayStopService(gateway: gateway, grace: configuration.closeGrace),
+            HistoryWriterService(
+                store: store, outbox: presence.outbox, presence: presence, hub: hub, runID: start.runID, configuration: configuration,
+                lock: lock, logger: logger),
+            LivenessSweeperService(presence: presence, interval: configuration.sweepInterval, pingInterval: configuration.pingInterval),
+            PresenceStopService(presence: presence, grace: configuration.closeGrace),
         ]
         var server = HTTPServerBuilder { responder in
-            RollcallChannel(responder: responder, gateway: gateway, store: store, configuration: configuration, admission: admission)
+            RollcallChannel(responder: responder, presence: presence, hub: hub, store: store, configuration: configuration, admission: admission)
         }
         if let certificate = configuration.tlsCertificatePath, let key = configuration.tlsKeyPath {
             let tls = TLSConfiguration.makeServerConfiguration(
@@ -71,14 +87,14 @@ public struct RollcallApplication: Sendable {
             },
             logger: logger
         )
-        return RollcallApplication(application: application, gateway: gateway, hub: hub, store: store, runID: start.runID)
+        return RollcallApplication(application: application, presence: presence, hub: hub, store: store, runID: start.runID, lock: lock)
     }
 
     /// Records a new run, repairs what the previous one left open, and restores every known
     /// agent into a fresh liveness engine (unknown agents get their warm-up).
-    public static func startGateway(
+    public static func startPresence(
         configuration: ServerConfiguration, store: any HistoryStore, logger: Logger, clock: any PresenceClock
-    ) throws -> (Gateway, RunStart) {
+    ) throws -> (Presence, TransitionHub, RunStart) {
         let now = clock.now()
         let start = try store.startRun(now: now, pid: ProcessInfo.processInfo.processIdentifier, version: version)
         if start.recoveredCrash {
@@ -101,12 +117,14 @@ public struct RollcallApplication: Sendable {
                 agent: id, state: agent.state, since: agent.stateSince, lastSeen: agent.lastSeen, timeoutMs: agent.timeoutMs,
                 bootID: agent.lastBootID, readmissionMs: readmissionMs, now: now)
         }
-        let gateway = Gateway(engine: engine, clock: clock, history: HistoryQueue(), hub: TransitionHub(ringCapacity: configuration.transitionRing), logger: logger)
-        for agent in start.agents where agent.tokenHash != nil || agent.disabled {
+        let presence = Presence(engine: engine, clock: clock, outbox: Outbox(), logger: logger)
+        // The hub starts at the newest committed id, with every agent's committed state.
+        let hub = TransitionHub(ringCapacity: configuration.transitionRing, lastID: start.nextTransitionID - 1)
+        for agent in start.agents {
             guard let id = AgentID(agent.id) else { continue }
-            gateway.setCredential(Credential(tokenHash: agent.tokenHash, disabled: agent.disabled), for: id)
+            hub.seed(id, state: agent.state, since: agent.stateSince)
         }
-        return (gateway, start)
+        return (presence, hub, start)
     }
 
     /// How long the handshake limit needs to let `agents` back in after a start: their warm-up is

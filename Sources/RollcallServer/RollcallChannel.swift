@@ -39,14 +39,17 @@ struct RollcallChannel: ServerChildChannel, HTTPChannelHandler {
     }
 
     let responder: HTTPChannelHandler.Responder
-    let gateway: Gateway
+    let presence: Presence
+    let hub: TransitionHub
     let store: any HistoryStore
     let configuration: ServerConfiguration
     let admission: Admission
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
-            let gateway = self.gateway
+            let presence = self.presence
+            let hub = self.hub
+            let store = self.store
             let configuration = self.configuration
             let admission = self.admission
             // The admission decision for an upgrade request, made once, kept for the answer.
@@ -59,7 +62,7 @@ struct RollcallChannel: ServerChildChannel, HTTPChannelHandler {
                 shouldUpgrade: { channel, head in
                     let decision: Result<UpgradeTarget, Refusal>
                     if QueryString.split(uri: head.uri).path == WatchRequest.path {
-                        decision = admission.admitWatch(uri: head.uri, remote: channel.remoteAddress?.description).map { .watch($0) }
+                        decision = admission.admitWatch(uri: head.uri, remote: channel.remoteAddress?.ipAddress).map { .watch($0) }
                     } else {
                         decision = admission.admit(uri: head.uri, headers: head.headers, remote: channel.remoteAddress).map { .agent($0) }
                     }
@@ -79,11 +82,12 @@ struct RollcallChannel: ServerChildChannel, HTTPChannelHandler {
                         channel.pipeline.syncOperations.removeHandler(recorderRef.value, promise: nil)
                         switch attempted.value {
                         case .success(.agent(let request))?:
-                            let handler = AgentChannelHandler(gateway: gateway, request: request, configuration: configuration, logger: logger)
+                            let handler = AgentChannelHandler(presence: presence, request: request, configuration: configuration, logger: logger)
                             try channel.pipeline.syncOperations.addHandler(handler)
                         case .success(.watch(let request))?:
                             let handler = WatchChannelHandler(
-                                gateway: gateway, store: store, request: request, maxBuffered: configuration.maxWatcherBuffer, logger: logger)
+                                presence: presence, hub: hub, store: store, request: request, maxBuffered: configuration.maxWatcherBuffer,
+                                slowReaderGrace: configuration.limits.slowReaderGrace, logger: logger)
                             try channel.pipeline.syncOperations.addHandler(handler)
                             return UpgradeResult.watch(channel)
                         default:
@@ -125,8 +129,8 @@ struct RollcallChannel: ServerChildChannel, HTTPChannelHandler {
             // A peer that opens a connection and never finishes its request is not kept.
             let handshakeTimeout = configuration.limits.handshakeTimeout
             let timeout = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(handshakeTimeout.components.seconds) * 1_000_000_000 + handshakeTimeout.components.attoseconds / 1_000_000_000)) {
-                gateway.counters.refused("handshake_timeout")
-                gateway.logger.notice("handshake timed out", metadata: ["remote": "\(channel.remoteAddress?.description ?? "-")"])
+                presence.counters.refused("handshake_timeout")
+                presence.logger.notice("handshake timed out", metadata: ["remote": "\(channel.remoteAddress?.description ?? "-")"])
                 channel.close(promise: nil)
             }
             negotiated.whenComplete { _ in timeout.cancel() }
@@ -142,7 +146,7 @@ struct RollcallChannel: ServerChildChannel, HTTPChannelHandler {
             case .notUpgraded(let http):
                 await handleHTTP(asyncChannel: http, logger: logger)
             case .refused(let http, let refusal):
-                gateway.logger.notice(
+                presence.logger.notice(
                     "handshake refused",
                     metadata: ["remote": "\(value.channel.remoteAddress?.description ?? "-")", "status": "\(refusal.status)", "cause": "\(refusal.code)", "message": "\(refusal.message)"])
                 await Self.write(refusal, to: http)
@@ -160,7 +164,7 @@ struct RollcallChannel: ServerChildChannel, HTTPChannelHandler {
                 }
             case .agent:
                 // The handler lives on the event loop and needs no task: returning here saves a
-                // suspended task per agent. On shutdown the gateway service closes every agent
+                // suspended task per agent. On shutdown the presence stop service closes every agent
                 // (1001) and waits for the sockets to close.
                 return
             }

@@ -1,5 +1,11 @@
 import RollcallCore
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Everything `rollcall serve` can be told; the defaults are what an operator gets with no flags.
 public struct ServerConfiguration: Sendable {
     public var host: String = "127.0.0.1"
@@ -45,10 +51,39 @@ public struct ServerConfiguration: Sendable {
 
     public init() {}
 
-    /// Whether `host` only accepts connections from this machine.
-    public var isLoopbackOnly: Bool {
-        let h = host.lowercased()
-        return h == "localhost" || h == "::1" || h == "[::1]" || h.hasPrefix("127.")
+    /// Whether `host` only accepts connections from this machine: every address it resolves to
+    /// is a loopback address (127.0.0.0/8 or ::1). A name is resolved, never judged by its
+    /// spelling (`127.example.com` is not loopback); a name that does not resolve is not.
+    public var isLoopbackOnly: Bool { Self.resolvesToLoopbackOnly(host) }
+
+    public static func resolvesToLoopbackOnly(_ host: String) -> Bool {
+        let name = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        var hints = addrinfo()
+        hints.ai_flags = AI_PASSIVE
+        hints.ai_family = AF_UNSPEC
+        var result: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(name, nil, &hints, &result) == 0, let first = result else { return false }
+        defer { freeaddrinfo(first) }
+        var any = false
+        var cursor: UnsafeMutablePointer<addrinfo>? = first
+        while let info = cursor?.pointee {
+            defer { cursor = info.ai_next }
+            guard let address = info.ai_addr else { continue }
+            switch Int32(info.ai_family) {
+            case AF_INET:
+                let ip = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt32(bigEndian: $0.pointee.sin_addr.s_addr) }
+                guard ip >> 24 == 127 else { return false }
+            case AF_INET6:
+                let bytes = address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { p in
+                    withUnsafeBytes(of: p.pointee.sin6_addr) { Array($0) }
+                }
+                guard bytes == Array(repeating: 0, count: 15) + [1] else { return false }
+            default:
+                return false
+            }
+            any = true
+        }
+        return any
     }
 
     /// A sentence describing why this configuration must not start, if it must not.
@@ -60,8 +95,10 @@ public struct ServerConfiguration: Sendable {
         if (tlsCertificatePath == nil) != (tlsKeyPath == nil) {
             return "--tls-cert and --tls-key go together: give both PEM files, or neither"
         }
-        if liveness.defaultTimeoutMs <= liveness.defaultIntervalMs {
-            return "--timeout-ms (\(liveness.defaultTimeoutMs)) must be greater than --interval-ms (\(liveness.defaultIntervalMs))"
+        // Below interval × slack an agent would be timed out before it could be suspect.
+        if Double(liveness.defaultTimeoutMs) < Double(liveness.defaultIntervalMs) * liveness.slack {
+            return "--timeout-ms (\(liveness.defaultTimeoutMs)) must be at least \(liveness.slack) × --interval-ms (\(liveness.defaultIntervalMs)), "
+                + "e.g. --timeout-ms \(liveness.defaultIntervalMs * 3) (three intervals)"
         }
         return nil
     }

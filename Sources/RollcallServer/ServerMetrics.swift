@@ -49,6 +49,16 @@ public final class ServerMetrics: Sendable {
         CoreMetrics.Counter(label: "rollcall_transitions_total", dimensions: [("to", t.to.rawValue), ("reason", t.reason.rawValue)], factory: factory).increment()
     }
 
+    /// A history transaction failed (it is retried; nothing is lost unless `historyEventDropped`).
+    func historyWriteFailed() {
+        CoreMetrics.Counter(label: "rollcall_history_write_failures_total", factory: factory).increment()
+    }
+
+    /// An event the database refuses on its own, while the rest writes, was set aside.
+    func historyEventDropped() {
+        CoreMetrics.Counter(label: "rollcall_history_events_dropped_total", factory: factory).increment()
+    }
+
     func refused(_ cause: String) {
         CoreMetrics.Counter(label: "rollcall_handshake_refusals_total", dimensions: [("cause", cause)], factory: factory).increment()
     }
@@ -58,13 +68,13 @@ public final class ServerMetrics: Sendable {
     }
 
     /// The Prometheus text exposition, with the levels read now.
-    func render(gateway: Gateway, watchers: Int) -> String {
-        let counts = gateway.countsByState()
+    func render(presence: Presence, watchers: Int) -> String {
+        let counts = presence.countsByState()
         for state in PresenceState.allCases {
             CoreMetrics.Gauge(label: "rollcall_agents", dimensions: [("state", state.rawValue)], factory: factory).record(counts[state] ?? 0)
         }
-        CoreMetrics.Gauge(label: "rollcall_connections", factory: factory).record(gateway.connectionCount)
-        CoreMetrics.Gauge(label: "rollcall_history_queue_depth", factory: factory).record(gateway.history.depth)
+        CoreMetrics.Gauge(label: "rollcall_connections", factory: factory).record(presence.connectionCount)
+        CoreMetrics.Gauge(label: "rollcall_history_queue_depth", factory: factory).record(presence.outbox.depth)
         CoreMetrics.Gauge(label: "rollcall_watchers", factory: factory).record(watchers)
         return registry.emitToString()
     }

@@ -1,99 +1,232 @@
 import Logging
+import NIOPosix
 import RollcallCore
 import RollcallStore
 import ServiceLifecycle
 
-/// The single writer of the history: drains the queue in batched transactions, bounded in time
-/// (`flushInterval`) and size, and checkpoints heartbeat counters and the run's alive mark.
-/// It is the last service to stop, so its final flush sees every transition of the shutdown.
+/// Threads of the database's own, so no query, however large, and no transaction runs on Swift's
+/// cooperative pool, where the sweeper and the route handlers run: a slow read delays nobody's
+/// deadline. Reads have two threads (GRDB's pool lets them run beside the writer); the writer has
+/// one, which also keeps its transactions in order.
+public final class DatabaseThreads: Sendable {
+    let reads: NIOThreadPool
+    let writes: NIOThreadPool
+
+    /// Started once and kept for the life of the process (servers in tests share them).
+    public static let shared = DatabaseThreads()
+
+    private init() {
+        reads = NIOThreadPool(numberOfThreads: 2)
+        writes = NIOThreadPool(numberOfThreads: 1)
+        reads.start()
+        writes.start()
+    }
+
+    public func read<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await reads.runIfActive(body)
+    }
+
+    public func write<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await writes.runIfActive(body)
+    }
+}
+
+/// The single writer of the history and the only publisher of transitions.
+///
+/// Each round it takes the outbox (and, at checkpoints, heartbeat counters and agents' latest
+/// status), commits it in batched transactions on the database's writer thread, and only after a
+/// batch commits hands its transitions to the hub (watchers, the dashboard, later notifications):
+/// an id anyone sees is durable. A batch the database refuses is retried; when the database is
+/// otherwise healthy the batch is split until the one event it refuses is found, logged and set
+/// aside, so one bad event never wedges the rest. It is the last service to stop, so its final
+/// flush sees every transition of the shutdown.
 struct HistoryWriterService: Service {
     static let maxBatch = 10_000
 
     let store: any HistoryStore
-    let queue: HistoryQueue
-    let gateway: Gateway
+    let outbox: Outbox
+    let presence: Presence
+    let hub: TransitionHub
     let runID: Int64
     let configuration: ServerConfiguration
+    /// Released once the history is closed, so the next server may start on this file.
+    let lock: DatabaseLock?
     let logger: Logger
+    let threads = DatabaseThreads.shared
+
+    /// What the writer carries between rounds.
+    struct Round {
+        var pending: [HistoryEvent] = []
+        var failures = 0
+        var lastFailureLog: ContinuousClock.Instant?
+        var suppressedFailureLogs = 0
+    }
 
     func run() async throws {
-        var pending: [HistoryEvent] = []
+        var round = Round()
         var lastCheckpoint = ContinuousClock.now
         var lastCounters = ContinuousClock.now
         var lastPrune: ContinuousClock.Instant?
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            try? await Task.sleep(for: configuration.flushInterval)
+            // After failures, back off (up to a second) instead of hammering a sick database.
+            let pause = round.failures == 0 ? configuration.flushInterval : min(.seconds(1), configuration.flushInterval * (1 << min(round.failures, 5)))
+            // Woken early by a graceful shutdown, so the final flush follows the stop at once.
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
             let checkpoint = ContinuousClock.now - lastCheckpoint >= configuration.checkpointInterval
             if checkpoint { lastCheckpoint = .now }
             let counters = ContinuousClock.now - lastCounters >= configuration.countersInterval
             if counters { lastCounters = .now }
-            flush(&pending, withCounters: counters, touchAlive: checkpoint)
+            await flush(&round, withCounters: counters, touchAlive: checkpoint)
             if configuration.retainMs != nil, lastPrune.map({ ContinuousClock.now - $0 >= configuration.pruneInterval }) ?? true {
                 lastPrune = .now
-                prune()
+                await prune()
             }
         }
         // Everything before us has stopped: write what is left and record a graceful stop.
-        flush(&pending, withCounters: true, touchAlive: true)
-        if pending.isEmpty {
+        await flush(&round, withCounters: true, touchAlive: true)
+        if round.pending.isEmpty {
             do {
-                try store.finishRun(runID, now: gateway.clock.now())
+                let (store, runID, now) = (store, runID, presence.clock.now())
+                try await threads.write { try store.finishRun(runID, now: now) }
                 logger.info("history closed", metadata: ["run": "\(runID)"])
             } catch {
                 logger.error("could not record the server stop", metadata: ["error": "\(error)"])
             }
         } else {
-            logger.critical("history writer stopped with unwritten events", metadata: ["count": "\(pending.count)"])
+            logger.critical("history writer stopped with unwritten events", metadata: ["count": "\(round.pending.count)"])
+        }
+        hub.finishAll()
+        lock?.release()
+    }
+
+    /// Writes what is pending. On failure keeps it for the next round, so no row is lost; every
+    /// write also moves the run's alive mark, and `touchAlive` writes it even with nothing else.
+    func flush(_ round: inout Round, withCounters: Bool, touchAlive: Bool) async {
+        // Metadata first, events second: a `hello` taken here was recorded after its session's
+        // row was queued, so that row is in the events drained next and is written before it.
+        let metadata = outbox.drainMetadata(withStatuses: withCounters)
+        round.pending += outbox.drain()
+        if withCounters, !round.pending.contains(where: { if case .counters = $0 { true } else { false } }) {
+            let counters = presence.takeDirtyCounters()
+            if !counters.isEmpty { round.pending.append(.counters(counters)) }
+        }
+        round.pending += metadata
+        outbox.setHeld(round.pending.count)
+        defer { outbox.setHeld(round.pending.count) }
+        guard !round.pending.isEmpty || touchAlive else { return }
+        var written = 0
+        repeat {
+            let batch = Array(round.pending[written..<min(round.pending.count, written + Self.maxBatch)])
+            do {
+                try await commit(batch)
+                round.failures = 0
+            } catch {
+                presence.counters.metrics.historyWriteFailed()
+                round.failures += 1
+                logFailure(error, round: &round, events: round.pending.count - written)
+                // The database may be refusing one event and accepting the rest: find out.
+                if await isolate(batch) {
+                    round.failures = 0
+                    written += batch.count
+                    continue
+                }
+                round.pending.removeFirst(written)
+                return
+            }
+            written += batch.count
+        } while written < round.pending.count
+        round.pending.removeAll(keepingCapacity: true)
+    }
+
+    /// Commits one batch on the writer thread, then publishes its transitions.
+    func commit(_ batch: [HistoryEvent]) async throws {
+        let (store, runID, hub, metrics, now) = (store, runID, hub, presence.counters.metrics, presence.clock.now())
+        let logger = self.logger
+        try await threads.write {
+            let started = ContinuousClock.now
+            try store.write(batch, runID: runID, aliveAt: now)
+            let elapsed = started.duration(to: .now)
+            metrics.batchWritten(nanoseconds: elapsed.nanoseconds, events: batch.count)
+            var transitions: [Transition] = []
+            for case .transition(let t) in batch {
+                transitions.append(t)
+                metrics.transition(t)
+                Self.log(t, logger: logger)
+            }
+            // Durable now: only from here on may anyone see these ids.
+            hub.publish(transitions)
         }
     }
 
-    /// Writes pending events; on failure keeps them for the next attempt so no row is lost. Every
-    /// write also moves the run's alive mark; `touchAlive` writes it even with nothing else to write.
-    func flush(_ pending: inout [HistoryEvent], withCounters: Bool, touchAlive: Bool) {
-        pending += queue.drain()
-        if withCounters {
-            let counters = gateway.takeDirtyCounters()
-            if !counters.isEmpty { pending.append(.counters(counters)) }
+    /// After a failed batch: when the database accepts a write of nothing but the alive mark, the
+    /// batch itself holds an event it refuses. Splits the batch until each such event stands
+    /// alone, sets it aside with a log line and a counter, and commits (and publishes) the rest
+    /// in order. Returns `false`, keeping everything, when the database refuses even that.
+    func isolate(_ batch: [HistoryEvent]) async -> Bool {
+        do {
+            try await commit([])
+        } catch {
+            return false
         }
-        guard !pending.isEmpty || touchAlive else { return }
-        var written = 0
-        repeat {
-            let batch = Array(pending[written..<min(pending.count, written + Self.maxBatch)])
-            let started = ContinuousClock.now
+        var stack: [ArraySlice<HistoryEvent>] = [batch[...]]
+        while let part = stack.popLast() {
             do {
-                try store.write(batch, runID: runID, aliveAt: gateway.clock.now())
-                let elapsed = ContinuousClock.now - started
-                gateway.counters.metrics.batchWritten(
-                    nanoseconds: elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000, events: batch.count)
+                try await commit(Array(part))
             } catch {
-                logger.error("history write failed; will retry", metadata: ["error": "\(error)", "events": "\(pending.count - written)"])
-                pending.removeFirst(written)
-                return
+                if part.count == 1 {
+                    presence.counters.metrics.historyEventDropped()
+                    logger.critical(
+                        "history event refused by the database; set aside so the rest is written",
+                        metadata: ["event": "\(part.first!.summary)", "error": "\(error)"])
+                    continue
+                }
+                let middle = part.startIndex + part.count / 2
+                // Left half first: events stay in order.
+                stack.append(part[middle...])
+                stack.append(part[..<middle])
             }
-            for case .transition(let t) in batch { log(t) }
-            written += batch.count
-        } while written < pending.count
-        pending.removeAll(keepingCapacity: true)
+        }
+        return true
+    }
+
+    /// One line for the first failure, then at most one every 10 s with the count in between:
+    /// a database that is down must not turn the log into a flood.
+    func logFailure(_ error: any Error, round: inout Round, events: Int) {
+        let now = ContinuousClock.now
+        if let last = round.lastFailureLog, now - last < .seconds(10) {
+            round.suppressedFailureLogs += 1
+            return
+        }
+        logger.error(
+            "history write failed; will retry",
+            metadata: ["error": "\(error)", "events": "\(events)", "failures_since_last_line": "\(round.suppressedFailureLogs)"])
+        round.lastFailureLog = now
+        round.suppressedFailureLogs = 0
     }
 
     /// Retention runs here because this service owns the writes.
-    func prune() {
+    func prune() async {
         guard let retain = configuration.retainMs else { return }
-        let cutoff = gateway.clock.now() - retain
+        let cutoff = presence.clock.now() - retain
         do {
-            let report = try store.prune(before: cutoff)
+            let store = self.store
+            let report = try await threads.write { try store.prune(before: cutoff) }
             if report.transitions + report.sessions + report.serverRuns > 0 {
                 logger.info(
                     "pruned history",
-                    metadata: ["before": "\(Timestamp.rfc3339(cutoff))", "transitions": "\(report.transitions)", "sessions": "\(report.sessions)", "runs": "\(report.serverRuns)"])
+                    metadata: [
+                        "before": "\(Timestamp.rfc3339(cutoff))", "transitions": "\(report.transitions)", "sessions": "\(report.sessions)",
+                        "runs": "\(report.serverRuns)",
+                    ])
             }
         } catch {
             logger.error("pruning failed; will retry", metadata: ["error": "\(error)"])
         }
     }
 
-    func log(_ t: Transition) {
+    static func log(_ t: Transition, logger: Logger) {
         let level: Logger.Level = t.to == .online && t.reason == .connected ? .debug : .info
+        guard logger.logLevel <= level else { return }
         logger.log(
             level: level, "\(t.agentID) \(t.from?.rawValue ?? "new") → \(t.to.rawValue) (\(t.reason.rawValue))",
             metadata: ["transition": "\(t.id)"])
@@ -101,36 +234,90 @@ struct HistoryWriterService: Service {
 }
 
 /// Fires liveness deadlines every `sweepInterval`: one loop for every agent, no timer per agent.
-/// Also spreads WebSocket pings over `pingInterval`.
+/// Also paces WebSocket pings so each connection is pinged once per `pingInterval`.
 struct LivenessSweeperService: Service {
-    let gateway: Gateway
+    let presence: Presence
     let interval: Duration
     let pingInterval: Duration
 
     func run() async throws {
         var last = ContinuousClock.now
+        var pacer = PingPacer()
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             try? await Task.sleep(for: interval)
-            gateway.sweep()
+            presence.sweep()
             let now = ContinuousClock.now
-            gateway.pingSome(elapsed: now - last, interval: pingInterval)
-            gateway.counters.updateRate(now: now)
+            ping(pacer.due(elapsed: now - last, period: pingInterval, open: presence.connectionCount) { presence.sessionIDs() })
+            presence.counters.updateRate(now: now)
             last = now
+        }
+    }
+
+    /// One hop to each event loop for all of its pings, instead of a wake-up per ping.
+    func ping(_ sessions: [Int64]) {
+        guard !sessions.isEmpty else { return }
+        var byLoop: [ObjectIdentifier: [ConnectionHandle]] = [:]
+        for handle in presence.handles(sessions) { byLoop[handle.loopKey, default: []].append(handle) }
+        for group in byLoop.values {
+            group[0].onLoop { for handle in group { handle.pingHere() } }
         }
     }
 }
 
-/// Stops the gateway once the HTTP server has: any agent still present becomes `unknown`.
-struct GatewayStopService: Service {
-    let gateway: Gateway
+/// Spreads pings evenly: every open connection once per period, without a timer per connection.
+struct PingPacer {
+    private var round: [Int64] = []
+    private var credit: Double = 0
+
+    /// The sessions to ping now, `elapsed` after the previous call; `sessions` lists the open
+    /// ones when a new round starts.
+    mutating func due(elapsed: Duration, period: Duration, open: Int, sessions: () -> [Int64]) -> [Int64] {
+        guard open > 0 else {
+            credit = 0
+            return []
+        }
+        credit += Double(open) * elapsed.seconds / max(period.seconds, 0.001)
+        var out: [Int64] = []
+        while credit >= 1 {
+            if round.isEmpty { round = sessions() }
+            guard let session = round.popLast() else { break }
+            credit -= 1
+            out.append(session)
+        }
+        return out
+    }
+}
+
+extension HistoryEvent {
+    /// What the event is and whose, without any agent-supplied text (safe for a log line).
+    var summary: String {
+        switch self {
+        case .transition(let t): "transition \(t.id) of \(t.agentID) to \(t.to.rawValue)"
+        case .sessionOpened(let s): "session \(s.id) of \(s.agentID) opened"
+        case .sessionClosed(let e): "session \(e.id) of \(e.agentID) closed"
+        case .counters(let c): "counters of \(c.count) sessions"
+        case .hello(let id, _): "hello of \(id)"
+        case .status(let id, _): "status of \(id)"
+        }
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+    var nanoseconds: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
+}
+
+/// Stops presence once the HTTP server has: any agent still present becomes `unknown`.
+struct PresenceStopService: Service {
+    let presence: Presence
     let grace: Duration
 
     func run() async throws {
         try? await gracefulShutdown()
-        gateway.stop()
+        presence.stop()
         // Give the 1001 close frames time to go out before the process may exit.
         let deadline = ContinuousClock.now + grace
-        while gateway.openAgentSockets > 0, ContinuousClock.now < deadline {
+        while presence.openAgentSockets > 0, ContinuousClock.now < deadline {
             try? await Task.sleep(for: .milliseconds(10))
         }
     }

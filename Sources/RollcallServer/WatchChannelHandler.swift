@@ -13,8 +13,8 @@ public struct WatchRequest: Sendable, Equatable {
 
     public static let path = "/v1/watch"
 
-    /// Parses the query; a bad `after` is a 400.
-    public static func parse(uri: String) -> Result<WatchRequest, Refusal> {
+    /// Parses the query; a bad `after`, or one beyond `newest` (the last committed id), is a 400.
+    public static func parse(uri: String, newest: Int64) -> Result<WatchRequest, Refusal> {
         guard let query = QueryString.split(uri: uri).query else {
             return .failure(.badRequest("bad_parameter", "the query string has a malformed percent escape"))
         }
@@ -23,134 +23,190 @@ public struct WatchRequest: Sendable, Equatable {
             guard let after = Int64(value), after >= 0 else {
                 return .failure(.badRequest("bad_parameter", "after must be a transition id (a non-negative integer)"))
             }
+            guard after <= newest else {
+                return .failure(.badRequest("bad_parameter", "after=\(after) is beyond the newest transition id, \(newest)"))
+            }
             request.after = after
         }
         return .success(request)
     }
 }
 
-/// One watcher of the live transition stream, on its event loop.
+/// One watcher of the transition stream, on its event loop.
 ///
-/// Without `after` it first gets a snapshot of every agent with the cursor it is valid at; with
-/// `after` it gets every transition after that id, from memory or the history file, then the
-/// live ones, in id order with no gap and no repeat. A watcher that stops reading is never
-/// buffered without bound: past `maxBuffered` unsent events it is closed with 4100 and a reason
-/// that names the cursor to resume from.
+/// Without `after` it first gets a snapshot of every agent's committed state with the cursor it
+/// is valid at; with `after` it pulls every transition after that id, page by page, from the
+/// hub's ring or (for older ids) the history, only while its socket is writable, then follows
+/// the live batches. Every id it is sent is durable (the hub only carries committed ones), in
+/// order, with no gap and no repeat.
+///
+/// Memory is bounded whatever the peer does: pulling holds one page; live events wait in a
+/// buffer of at most `maxBuffered` (shared with every other watcher: they are the hub's
+/// buffers); a watcher past that, or unwritable for `slowReaderGrace`, is closed with 4100 and
+/// the cursor to resume from; pongs are only written to a socket that is writable.
 final class WatchChannelHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = WebSocketFrame
     typealias OutboundOut = WebSocketFrame
 
     static let lagging: UInt16 = 4100
+    static let pageSize = 256
 
-    let gateway: Gateway
+    private enum Phase {
+        case starting
+        /// The snapshot is being built; live batches wait in the buffer.
+        case snapshot
+        /// Catching up from the ring or the history; live batches are ignored (pulled later).
+        case pulling
+        case live
+        case closed
+    }
+
+    let presence: Presence
+    let hub: TransitionHub
     let store: any HistoryStore
     let request: WatchRequest
     let maxBuffered: Int
+    let slowReaderGrace: TimeAmount
     let logger: Logger
+    private var phase = Phase.starting
     private var listenerID: Int?
-    /// Events waiting: during the replay, or while the socket is not writable.
-    private var buffer = Deque<Transition>()
-    private var replaying = true
+    private var loopKey: ObjectIdentifier?
+    private var buffer = Deque<PublishedTransition>()
+    /// The newest id written to the socket (or covered by the snapshot).
     private var lastSent: Int64 = 0
-    private var closed = false
+    private var fetching = false
+    private var slowReaderCheck: Scheduled<Void>?
 
-    init(gateway: Gateway, store: any HistoryStore, request: WatchRequest, maxBuffered: Int, logger: Logger) {
-        self.gateway = gateway
+    init(
+        presence: Presence, hub: TransitionHub, store: any HistoryStore, request: WatchRequest, maxBuffered: Int, slowReaderGrace: Duration,
+        logger: Logger
+    ) {
+        self.presence = presence
+        self.hub = hub
         self.store = store
         self.request = request
         self.maxBuffered = maxBuffered
+        self.slowReaderGrace = .init(slowReaderGrace)
         self.logger = logger
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
-        let start = gateway.beginWatch(after: request.after, snapshot: request.after == nil) { transition in
-            eventLoop.execute {
-                let (handler, context) = loopBound.value
-                handler.live(transition, context: context)
-            }
+        let key = ObjectIdentifier(eventLoop)
+        loopKey = key
+        let join = hub.join(loop: key, execute: { eventLoop.execute($0) }, snapshot: request.after == nil) { batch in
+            let (handler, context) = loopBound.value
+            handler.live(batch, context: context)
         }
-        listenerID = start.listenerID
-        if let snapshot = start.snapshot {
-            // A snapshot of a large fleet is megabytes of JSON: build it off the event loop so
-            // the agents sharing this loop are never kept waiting for their acks.
-            lastSent = start.cursor
-            let cursor = start.cursor
-            NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) {
-                Self.snapshotJSON(snapshot, cursor: cursor)
-            }.whenComplete { result in
-                let (handler, context) = loopBound.value
-                if case .success(let text) = result { handler.send(context: context, text) }
-                handler.finishReplay(backlog: [], context: context)
-            }
+        listenerID = join.listenerID
+        guard let agents = join.agents else {
+            lastSent = request.after ?? join.cursor
+            phase = .pulling
+            pump(context: context)
             return
         }
-        let after = request.after ?? start.cursor
-        lastSent = after
-        // Older than the in-memory ring: replay from the history file first, off the event loop.
-        let firstInMemory = start.backlog.first?.id ?? (start.cursor + 1)
-        guard after + 1 < firstInMemory else {
-            finishReplay(backlog: start.backlog, context: context)
-            return
-        }
-        let store = self.store
-        let backlog = start.backlog
+        // A snapshot of a large fleet is megabytes of JSON: build it off the event loop so the
+        // agents sharing this loop are never kept waiting for their acks.
+        phase = .snapshot
+        lastSent = join.cursor
+        let (presence, cursor) = (presence, join.cursor)
         NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) {
-            try Self.replay(store: store, after: after, before: firstInMemory)
+            Self.snapshotJSON(agents, presence: presence, cursor: cursor)
         }.whenComplete { result in
             let (handler, context) = loopBound.value
-            let rows = (try? result.get()) ?? []
-            for row in rows { handler.send(context: context, Self.json(row)) }
-            if let last = rows.last { handler.lastSent = max(handler.lastSent, last.id) }
-            handler.finishReplay(backlog: backlog, context: context)
+            guard handler.phase == .snapshot else { return }
+            switch result {
+            case .success(let text):
+                handler.send(context: context, text)
+                handler.phase = .live
+                handler.drainBuffer(context: context)
+            case .failure:
+                handler.closeLagging(context: context, why: "snapshot unavailable")
+            }
         }
     }
 
-    /// The history file's transitions with `after` < id < `before`, oldest first.
-    static func replay(store: any HistoryStore, after: Int64, before: Int64) throws -> [StoredTransition] {
-        var rows: [StoredTransition] = []
-        var cursor = after
-        while cursor + 1 < before {
-            let page = try store.transitions(agent: nil, after: cursor, limit: 1000)
-            guard let last = page.last else { break }
-            rows += page.filter { $0.id < before }
-            cursor = last.id
-            if page.count < 1000 { break }
+    // MARK: Catching up
+
+    /// Pulls pages while the socket takes them; one page in flight at most.
+    private func pump(context: ChannelHandlerContext) {
+        var wrote = false
+        defer { if wrote { context.flush() } }
+        while phase == .pulling, !fetching, context.channel.isWritable {
+            switch hub.page(after: lastSent, limit: Self.pageSize) {
+            case .transitions(let items, let caughtUp):
+                for p in items where p.id > lastSent {
+                    write(p, context: context)
+                    wrote = true
+                }
+                if caughtUp { phase = .live }
+            case .older(let firstInRing):
+                fetching = true
+                let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                let (store, after, hub) = (store, lastSent, hub)
+                context.eventLoop.makeFutureWithTask {
+                    try await DatabaseThreads.shared.read { try store.transitions(agent: nil, after: after, limit: Self.pageSize) }
+                }.whenComplete { result in
+                    let (handler, context) = loopBound.value
+                    handler.fetching = false
+                    guard handler.phase == .pulling else { return }
+                    switch result {
+                    case .success(let rows):
+                        if rows.isEmpty {
+                            // Nothing durable between here and the ring (ids set aside or never
+                            // committed): continue from the ring.
+                            handler.lastSent = max(handler.lastSent, (firstInRing ?? (hub.lastID + 1)) - 1)
+                        }
+                        for t in rows where t.id > handler.lastSent {
+                            handler.write(PublishedTransition(t), context: context)
+                        }
+                        context.flush()
+                        handler.pump(context: context)
+                    case .failure(let error):
+                        handler.logger.error("watch replay failed", metadata: ["error": "\(error)", "after": "\(handler.lastSent)"])
+                        handler.closeLagging(context: context, why: "history unavailable")
+                    }
+                }
+                return
+            }
         }
-        return rows
     }
 
-    private func finishReplay(backlog: [Transition], context: ChannelHandlerContext) {
-        for t in backlog where t.id > lastSent { write(t, context: context) }
-        replaying = false
-        let waiting = buffer
-        buffer.removeAll()
-        for t in waiting where t.id > lastSent { deliver(t, context: context) }
-        context.flush()
-    }
+    // MARK: Live
 
-    private func live(_ t: Transition, context: ChannelHandlerContext) {
-        guard !closed else { return }
-        if replaying || !context.channel.isWritable || !buffer.isEmpty {
-            buffer.append(t)
-            if buffer.count > maxBuffered { lag(context: context) }
+    private func live(_ batch: ArraySlice<PublishedTransition>, context: ChannelHandlerContext) {
+        switch phase {
+        case .starting, .pulling, .closed:
             return
+        case .snapshot:
+            for p in batch where p.id > lastSent { buffer.append(p) }
+            if buffer.count > maxBuffered {
+                // Bounded even while the snapshot is built: fall back to pulling afterwards.
+                buffer.removeAll()
+                closeLagging(context: context, why: "lagging")
+            }
+        case .live:
+            if buffer.isEmpty, context.channel.isWritable {
+                for p in batch where p.id > lastSent { write(p, context: context) }
+                context.flush()
+                return
+            }
+            for p in batch where p.id > lastSent { buffer.append(p) }
+            if buffer.count > maxBuffered { closeLagging(context: context, why: "lagging") }
         }
-        deliver(t, context: context)
+    }
+
+    private func drainBuffer(context: ChannelHandlerContext) {
+        while context.channel.isWritable, let p = buffer.popFirst() {
+            if p.id > lastSent { write(p, context: context) }
+        }
         context.flush()
     }
 
-    private func deliver(_ t: Transition, context: ChannelHandlerContext) {
-        guard t.id > lastSent else { return }
-        write(t, context: context)
-    }
-
-    private func write(_ t: Transition, context: ChannelHandlerContext) {
-        lastSent = t.id
-        var out = context.channel.allocator.buffer(capacity: 200)
-        out.writeString(Self.json(t))
-        context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: out)), promise: nil)
+    private func write(_ p: PublishedTransition, context: ChannelHandlerContext) {
+        lastSent = p.id
+        context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: p.message)), promise: nil)
     }
 
     private func send(context: ChannelHandlerContext, _ text: String) {
@@ -160,36 +216,58 @@ final class WatchChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable, !replaying {
-            while context.channel.isWritable, let t = buffer.popFirst() { deliver(t, context: context) }
-            context.flush()
+        if context.channel.isWritable {
+            slowReaderCheck?.cancel()
+            slowReaderCheck = nil
+            switch phase {
+            case .pulling: pump(context: context)
+            case .live: drainBuffer(context: context)
+            default: break
+            }
+        } else if slowReaderCheck == nil, phase != .closed {
+            // A watcher that stops reading is closed with its cursor, never buffered without end.
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            slowReaderCheck = context.eventLoop.scheduleTask(in: slowReaderGrace) {
+                let (handler, context) = loopBound.value
+                guard !context.channel.isWritable else { return }
+                handler.closeLagging(context: context, why: "lagging")
+            }
         }
         context.fireChannelWritabilityChanged()
     }
 
-    private func lag(context: ChannelHandlerContext) {
-        closed = true
-        if let id = listenerID { gateway.hub.removeListener(id) }
-        logger.notice("watcher too slow; closing", metadata: ["resume_after": "\(lastSent)", "buffered": "\(buffer.count)"])
-        gateway.counters.violated("slow_watcher")
+    // MARK: Closing
+
+    private func leave() {
+        if let id = listenerID, let key = loopKey { hub.leave(loop: key, listenerID: id) }
+        listenerID = nil
+        slowReaderCheck?.cancel()
+        slowReaderCheck = nil
+    }
+
+    private func closeLagging(context: ChannelHandlerContext, why: String) {
+        guard phase != .closed else { return }
+        phase = .closed
+        leave()
+        logger.notice("watcher closed", metadata: ["why": "\(why)", "resume_after": "\(lastSent)", "buffered": "\(buffer.count)"])
+        presence.counters.violated("slow_watcher")
         buffer.removeAll()
-        var data = context.channel.allocator.buffer(capacity: 64)
-        data.writeInteger(Self.lagging)
-        data.writeString("lagging: resume with after=\(lastSent)")
-        let channel = context.channel
-        context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: data))).whenComplete { _ in
-            channel.close(promise: nil)
-        }
+        sendClose(context: context, code: Self.lagging, reason: "\(why): resume with after=\(lastSent)")
     }
 
     /// The server is stopping: close 1001 with the cursor to resume from.
     func serverStopping(context: ChannelHandlerContext) {
-        guard !closed else { return }
-        closed = true
-        if let id = listenerID { gateway.hub.removeListener(id) }
-        var data = context.channel.allocator.buffer(capacity: 64)
-        data.writeInteger(UInt16(1001))
-        data.writeString("server stopping: resume with after=\(lastSent)")
+        guard phase != .closed else { return }
+        phase = .closed
+        leave()
+        buffer.removeAll()
+        sendClose(context: context, code: 1001, reason: "server stopping: resume with after=\(lastSent)")
+    }
+
+    private func sendClose(context: ChannelHandlerContext, code: UInt16, reason: String) {
+        var data = context.channel.allocator.buffer(capacity: 2 + reason.utf8.count)
+        data.writeInteger(code)
+        data.writeString(reason)
         let channel = context.channel
         context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: data))).whenComplete { _ in
             channel.close(promise: nil)
@@ -200,23 +278,28 @@ final class WatchChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
         let frame = unwrapInboundIn(data)
         switch frame.opcode {
         case .ping:
+            // Only to a socket that takes it: a peer that pings and never reads gets no pongs
+            // queued for it (RFC 6455 lets a pong answer only the latest ping).
+            guard phase != .closed, context.channel.isWritable else { return }
             context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: frame.unmaskedData)), promise: nil)
         case .connectionClose:
-            closed = true
-            var reply = context.channel.allocator.buffer(capacity: 2)
-            reply.write(webSocketErrorCode: .normalClosure)
-            let channel = context.channel
-            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: reply))).whenComplete { _ in
-                channel.close(promise: nil)
-            }
+            guard phase != .closed else { return context.close(promise: nil) }
+            phase = .closed
+            leave()
+            buffer.removeAll()
+            // Echo the peer's code when it is one that may be sent; never 1005/1006/1015.
+            var received = frame.unmaskedData
+            let code = received.readInteger(as: UInt16.self).flatMap { CloseCode.echoable($0) } ?? 1000
+            sendClose(context: context, code: code, reason: "")
         default:
             break  // watchers only listen
         }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        closed = true
-        if let id = listenerID { gateway.hub.removeListener(id) }
+        phase = .closed
+        leave()
+        buffer.removeAll()
         context.fireChannelInactive()
     }
 
@@ -226,30 +309,14 @@ final class WatchChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
 
     // MARK: JSON
 
-    static func json(_ t: Transition) -> String {
-        JSONValue.object([
-            ("type", .string("transition")), ("id", .int(t.id)), ("agent_id", .string(t.agentID.rawValue)), ("from", .str(t.from?.rawValue)),
-            ("to", .string(t.to.rawValue)), ("reason", .string(t.reason.rawValue)), ("effective_at", .time(t.effectiveAt)),
-            ("detected_at", .time(t.detectedAt)), ("session_id", .int(t.sessionID)),
-        ]).serialized()
-    }
-
-    static func json(_ t: StoredTransition) -> String {
-        JSONValue.object([
-            ("type", .string("transition")), ("id", .int(t.id)), ("agent_id", .string(t.agentID)), ("from", .str(t.from)), ("to", .string(t.to)),
-            ("reason", .string(t.reason)), ("effective_at", .time(t.effectiveAt)), ("detected_at", .time(t.detectedAt)),
-            ("session_id", .int(t.sessionID)),
-        ]).serialized()
-    }
-
-    static func snapshotJSON(_ agents: [LivenessEngine.AgentStatus], cursor: Int64) -> String {
-        let items: [JSONValue] = agents.compactMap { a in
-            guard let state = a.state else { return nil }
+    static func snapshotJSON(_ agents: [AgentID: TransitionHub.Committed], presence: Presence, cursor: Int64) -> String {
+        let items: [JSONValue] = agents.sorted { $0.key.rawValue < $1.key.rawValue }.map { id, committed in
+            let live = presence.status(of: id)
             return .object([
-                ("id", .string(a.id.rawValue)), ("state", .string(state.rawValue)), ("since", .time(a.since)),
-                ("last_seen", .time(a.lastSignOfLife)), ("rtt_ms", a.rttMs.map { .number(($0 * 1000).rounded() / 1000) } ?? .null),
+                ("id", .string(id.rawValue)), ("state", .string(committed.state.rawValue)), ("since", .time(committed.since)),
+                ("last_seen", .time(live?.lastSignOfLife)), ("rtt_ms", live?.rttMs.map { .number(($0 * 1000).rounded() / 1000) } ?? .null),
             ])
         }
-        return JSONValue.object([("type", .string("snapshot")), ("cursor", .int(cursor)), ("agents", .array(items))]).serialized()
+        return JSONValue.object([("type", .string("snapshot")), ("cursor", .integer(cursor)), ("agents", .array(items))]).serialized()
     }
 }

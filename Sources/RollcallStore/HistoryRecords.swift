@@ -32,6 +32,28 @@ public struct StoredAgent: Sendable, Equatable {
     public var disabled: Bool
     /// Boot id of the agent's latest session, so a restart can still be told from a blip.
     public var lastBootID: String?
+
+    public init(
+        id: String, state: PresenceState, stateSince: Millis, firstSeen: Millis, lastSeen: Millis?, labels: String, hostname: String?,
+        agentVersion: String?, metadata: String?, status: String?, intervalMs: Int64?, timeoutMs: Int64?, tokenHash: String?, disabled: Bool,
+        lastBootID: String?
+    ) {
+        self.id = id
+        self.state = state
+        self.stateSince = stateSince
+        self.firstSeen = firstSeen
+        self.lastSeen = lastSeen
+        self.labels = labels
+        self.hostname = hostname
+        self.agentVersion = agentVersion
+        self.metadata = metadata
+        self.status = status
+        self.intervalMs = intervalMs
+        self.timeoutMs = timeoutMs
+        self.tokenHash = tokenHash
+        self.disabled = disabled
+        self.lastBootID = lastBootID
+    }
 }
 
 /// A `sessions` row.
@@ -50,18 +72,26 @@ public struct StoredSession: Sendable, Equatable {
     public var timeoutMs: Int64?
     public var agentRestarted: Bool?
     public var rttMs: Double?
-}
 
-/// A `transitions` row.
-public struct StoredTransition: Sendable, Equatable {
-    public var id: Int64
-    public var agentID: String
-    public var from: String?
-    public var to: String
-    public var reason: String
-    public var effectiveAt: Millis
-    public var detectedAt: Millis
-    public var sessionID: Int64?
+    public init(
+        id: Int64, agentID: String, startedAt: Millis, endedAt: Millis?, endReason: String?, closeCode: Int?, remoteAddress: String?,
+        bootID: String?, heartbeats: Int64, lastSeen: Millis?, intervalMs: Int64?, timeoutMs: Int64?, agentRestarted: Bool?, rttMs: Double?
+    ) {
+        self.id = id
+        self.agentID = agentID
+        self.startedAt = startedAt
+        self.endedAt = endedAt
+        self.endReason = endReason
+        self.closeCode = closeCode
+        self.remoteAddress = remoteAddress
+        self.bootID = bootID
+        self.heartbeats = heartbeats
+        self.lastSeen = lastSeen
+        self.intervalMs = intervalMs
+        self.timeoutMs = timeoutMs
+        self.agentRestarted = agentRestarted
+        self.rttMs = rttMs
+    }
 }
 
 /// What the store found and repaired when a server run started.
@@ -70,7 +100,7 @@ public struct RunStart: Sendable {
     /// The previous run ended without recording its stop.
     public var recoveredCrash: Bool
     /// Transitions written by the repair (agents moved to `unknown`).
-    public var repairTransitions: [StoredTransition]
+    public var repairTransitions: [Transition]
     public var nextTransitionID: Int64
     public var nextSessionID: Int64
     /// Every known agent, after the repair.
@@ -102,6 +132,9 @@ public struct AgentQuery: Sendable, Equatable {
 
 /// The one interface between Rollcall and its history database. Nothing outside
 /// `RollcallStore` speaks SQL; a PostgreSQL implementation would sit behind the same protocol.
+///
+/// The calls are synchronous and may block: the server makes them on threads of their own
+/// (never on the threads that time agents).
 public protocol HistoryStore: Sendable {
     /// Records a new server run, repairing what a previous crash or stop left open.
     func startRun(now: Millis, pid: Int32, version: String) throws -> RunStart
@@ -112,17 +145,19 @@ public protocol HistoryStore: Sendable {
 
     func agents(_ query: AgentQuery) throws -> [StoredAgent]
     func agent(_ id: String) throws -> StoredAgent?
-    func transitions(agent: String?, after: Int64, limit: Int) throws -> [StoredTransition]
+    func transitions(agent: String?, after: Int64, limit: Int) throws -> [Transition]
     /// One agent's transitions whose effective time is at or after `effectiveFrom`: oldest first
     /// after `after`, or, with `before`, newest first below it.
-    func transitions(agent: String, after: Int64, before: Int64?, effectiveFrom: Millis, limit: Int) throws -> [StoredTransition]
+    func transitions(agent: String, after: Int64, before: Int64?, effectiveFrom: Millis, limit: Int) throws -> [Transition]
     /// Uptime and flaps between `from` and `now` for every agent whose id is in `first...last`.
     func fleetStats(first: String, last: String, from: Millis, now: Millis) throws -> [String: FleetStats]
     func sessions(agent: String, before: Int64?, limit: Int) throws -> [StoredSession]
     /// Milliseconds per state between `from` and `to`, open intervals counting up to `now`.
     func uptime(agent: String, from: Millis, to: Millis, now: Millis) throws -> Uptime
-    /// Rows of `uptime_daily` for one agent, oldest first, from `fromDay` (`YYYY-MM-DD`).
-    func uptimeDaily(agent: String, fromDay: String) throws -> [UptimeDay]
+    /// What `uptime_daily` says of one agent, oldest day first, from `fromDay` (`YYYY-MM-DD`),
+    /// the open interval counting up to `now`. Computed from that agent's intervals alone (the
+    /// view's recursive split cannot be filtered by agent before it runs).
+    func uptimeDaily(agent: String, fromDay: String, now: Millis) throws -> [UptimeDay]
     /// Registers an agent with a token hash; `false` when the id already has a token.
     func register(agent: String, tokenHash: String, labels: [String: String], now: Millis) throws -> Bool
     /// Forgets an agent's token and disables it (its history stays).
@@ -166,6 +201,36 @@ public struct UptimeDay: Sendable, Equatable {
     public var day: String
     public var uptime: Uptime
     public var ratio: Double?
+
+    public init(day: String, uptime: Uptime, ratio: Double?) {
+        self.day = day
+        self.uptime = uptime
+        self.ratio = ratio
+    }
+
+    static let dayMs: Int64 = 86_400_000
+
+    /// Splits one agent's intervals into UTC days from `fromDayStart` on, exactly as the
+    /// `uptime_daily` view does: one row per day that has any interval, states summed.
+    static func split(_ intervals: [(state: PresenceState?, start: Millis, end: Millis)], fromDayStart: Millis) -> [UptimeDay] {
+        var days: [Int64: Uptime] = [:]
+        for interval in intervals {
+            let start = max(interval.start, fromDayStart)
+            guard interval.end > start, let state = interval.state else { continue }
+            var day = start - ((start % dayMs) + dayMs) % dayMs
+            while day < interval.end {
+                let ms = min(interval.end, day + dayMs) - max(start, day)
+                switch state {
+                case .online: days[day, default: Uptime()].onlineMs += ms
+                case .suspect: days[day, default: Uptime()].suspectMs += ms
+                case .offline: days[day, default: Uptime()].offlineMs += ms
+                case .unknown: days[day, default: Uptime()].unknownMs += ms
+                }
+                day += dayMs
+            }
+        }
+        return days.sorted { $0.key < $1.key }.map { UptimeDay(day: Timestamp.day($0.key), uptime: $0.value, ratio: $0.value.ratio) }
+    }
 }
 
 public struct PruneReport: Sendable, Equatable {

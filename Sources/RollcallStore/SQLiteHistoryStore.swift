@@ -43,7 +43,7 @@ public final class SQLiteHistoryStore: HistoryStore {
     public func startRun(now: Millis, pid: Int32, version: String) throws -> RunStart {
         try writer.write { db in
             var crashed = false
-            var repair: [StoredTransition] = []
+            var repair: [Transition] = []
             let open = try Row.fetchAll(db, sql: "SELECT id, last_alive_ms FROM server_runs WHERE stopped_at_ms IS NULL AND stop_reason IS NULL")
             var crashedAt: Millis?
             for row in open {
@@ -74,10 +74,12 @@ public final class SQLiteHistoryStore: HistoryStore {
                         INSERT INTO transitions (agent_id, from_state, to_state, reason, effective_at_ms, detected_at_ms, session_id)
                         VALUES (?, ?, 'unknown', ?, ?, ?, NULL)
                         """, arguments: [id, from, reason, effective, now])
-                repair.append(
-                    StoredTransition(
-                        id: db.lastInsertedRowID, agentID: id, from: from, to: "unknown", reason: reason, effectiveAt: effective,
-                        detectedAt: now, sessionID: nil))
+                if let agentID = AgentID(id) {
+                    repair.append(
+                        Transition(
+                            id: db.lastInsertedRowID, agentID: agentID, from: PresenceState(rawValue: from), to: .unknown,
+                            reason: crashed ? .serverCrashed : .serverStopped, effectiveAt: effective, detectedAt: now, sessionID: nil))
+                }
                 try db.execute(
                     sql: "UPDATE agents SET state = 'unknown', state_since_ms = ? WHERE id = ?", arguments: [effective, id])
             }
@@ -224,7 +226,7 @@ public final class SQLiteHistoryStore: HistoryStore {
         }
     }
 
-    public func transitions(agent: String?, after: Int64, limit: Int) throws -> [StoredTransition] {
+    public func transitions(agent: String?, after: Int64, limit: Int) throws -> [Transition] {
         try writer.read { db in
             let rows: [Row]
             if let agent {
@@ -233,22 +235,22 @@ public final class SQLiteHistoryStore: HistoryStore {
             } else {
                 rows = try Row.fetchAll(db, sql: "SELECT * FROM transitions WHERE id > ? ORDER BY id LIMIT ?", arguments: [after, limit])
             }
-            return rows.map(Self.transition(from:))
+            return rows.compactMap(Self.transition(from:))
         }
     }
 
-    public func transitions(agent: String, after: Int64, before: Int64?, effectiveFrom: Millis, limit: Int) throws -> [StoredTransition] {
+    public func transitions(agent: String, after: Int64, before: Int64?, effectiveFrom: Millis, limit: Int) throws -> [Transition] {
         try writer.read { db in
             if let before {
                 return try Row.fetchAll(
                     db, sql: "SELECT * FROM transitions WHERE agent_id = ? AND id < ? AND effective_at_ms >= ? ORDER BY id DESC LIMIT ?",
                     arguments: [agent, before, effectiveFrom, limit]
-                ).map(Self.transition(from:))
+                ).compactMap(Self.transition(from:))
             }
             return try Row.fetchAll(
                 db, sql: "SELECT * FROM transitions WHERE agent_id = ? AND id > ? AND effective_at_ms >= ? ORDER BY id LIMIT ?",
                 arguments: [agent, after, effectiveFrom, limit]
-            ).map(Self.transition(from:))
+            ).compactMap(Self.transition(from:))
         }
     }
 
@@ -325,19 +327,20 @@ public final class SQLiteHistoryStore: HistoryStore {
         }
     }
 
-    public func uptimeDaily(agent: String, fromDay: String) throws -> [UptimeDay] {
-        try writer.read { db in
+    public func uptimeDaily(agent: String, fromDay: String, now: Millis) throws -> [UptimeDay] {
+        guard let from = Timestamp.parseDay(fromDay) else { return [] }
+        let intervals = try writer.read { db in
+            // The view's window function is partitioned by agent, so this filter is applied before
+            // it runs: only this agent's transitions are read.
             try Row.fetchAll(
-                db, sql: "SELECT * FROM uptime_daily WHERE agent_id = ? AND day >= ? ORDER BY day", arguments: [agent, fromDay]
-            ).map { row in
-                var u = Uptime()
-                u.onlineMs = row["online_ms"]
-                u.suspectMs = row["suspect_ms"]
-                u.offlineMs = row["offline_ms"]
-                u.unknownMs = row["unknown_ms"]
-                return UptimeDay(day: row["day"], uptime: u, ratio: row["uptime_ratio"])
-            }
+                db,
+                sql: """
+                    SELECT state, started_at_ms, ended_at_ms FROM presence_intervals
+                    WHERE agent_id = ? AND COALESCE(ended_at_ms, ?) > ? ORDER BY started_at_ms
+                    """, arguments: [agent, now, from]
+            ).map { (state: PresenceState(rawValue: $0[0] as String), start: $0[1] as Int64, end: ($0[2] as Int64?) ?? now) }
         }
+        return UptimeDay.split(intervals, fromDayStart: from)
     }
 
     public func register(agent: String, tokenHash: String, labels: [String: String], now: Millis) throws -> Bool {
@@ -382,6 +385,8 @@ public final class SQLiteHistoryStore: HistoryStore {
                         SELECT t.id FROM transitions t JOIN temp.prune_cut c ON t.agent_id = c.agent_id WHERE t.id < c.id)
                     """)
             let transitions = db.changesCount
+            // An agent's current state started no earlier than its first remaining interval.
+            try db.execute(sql: "UPDATE agents SET state_since_ms = ? WHERE state_since_ms < ?", arguments: [cutoff, cutoff])
             try db.execute(sql: "DROP TABLE temp.prune_cut")
             try db.execute(sql: "DELETE FROM sessions WHERE ended_at_ms IS NOT NULL AND ended_at_ms < ?", arguments: [cutoff])
             let sessions = db.changesCount
@@ -409,9 +414,14 @@ public final class SQLiteHistoryStore: HistoryStore {
             timeoutMs: row[11], tokenHash: row[12], disabled: (row[13] as Int? ?? 0) != 0, lastBootID: row[14])
     }
 
-    static func transition(from row: Row) -> StoredTransition {
-        StoredTransition(
-            id: row["id"], agentID: row["agent_id"], from: row["from_state"], to: row["to_state"], reason: row["reason"],
+    /// A row as the one ``Transition`` type; `nil` for a row Rollcall did not write (an unknown
+    /// state or reason put there by hand), which no answer can describe.
+    static func transition(from row: Row) -> Transition? {
+        guard let agent = AgentID(row["agent_id"] as String), let to = PresenceState(rawValue: row["to_state"]),
+            let reason = TransitionReason(rawValue: row["reason"])
+        else { return nil }
+        return Transition(
+            id: row["id"], agentID: agent, from: (row["from_state"] as String?).flatMap(PresenceState.init(rawValue:)), to: to, reason: reason,
             effectiveAt: row["effective_at_ms"], detectedAt: row["detected_at_ms"], sessionID: row["session_id"])
     }
 

@@ -15,7 +15,7 @@ public struct LiveServer: Sendable {
 
     public var httpBase: String { "http://127.0.0.1:\(port)" }
     public var wsBase: String { "ws://127.0.0.1:\(port)" }
-    public var gateway: Gateway { app.gateway }
+    public var presence: Presence { app.presence }
 
     /// The configuration tests start from. The default interval (10 s, timeout 30 s) leaves room
     /// for a loaded CI machine; tests about deadlines ask for a short interval in the handshake
@@ -47,14 +47,27 @@ public struct LiveServer: Sendable {
         }
     }
 
-    public static func run<T: Sendable>(configuration: ServerConfiguration, _ body: @Sendable (LiveServer) async throws -> T) async throws -> T {
-        var logger = Logger(label: "rollcall.test")
-        logger.logLevel = ProcessInfo.processInfo.environment["ROLLCALL_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
+    /// Runs a server with `configuration`; `logger` replaces the quiet default (a test that reads
+    /// log lines passes a ``LogRecorder``'s), `store` the SQLite file at the configured path.
+    public static func run<T: Sendable>(
+        configuration: ServerConfiguration, logger: Logger? = nil, store: (any HistoryStore)? = nil,
+        _ body: @Sendable (LiveServer) async throws -> T
+    ) async throws -> T {
+        var quiet = Logger(label: "rollcall.test")
+        quiet.logLevel = ProcessInfo.processInfo.environment["ROLLCALL_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
+        let logger = logger ?? quiet
         let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
-        let app = try RollcallApplication.build(configuration: configuration, logger: logger) { port in
+        let announce: @Sendable (Int) async -> Void = { port in
             portContinuation.yield(port)
             portContinuation.finish()
         }
+        let app =
+            if let store {
+                try RollcallApplication.build(
+                    configuration: configuration, store: store, logger: logger, clock: SystemPresenceClock(), onServerRunning: announce)
+            } else {
+                try RollcallApplication.build(configuration: configuration, logger: logger, onServerRunning: announce)
+            }
         let recorder = TransitionRecorder(app.hub.subscribe(bufferSize: 1_000_000))
         let group = ServiceGroup(configuration: .init(services: [app.application], logger: logger))
         return try await withThrowingTaskGroup(of: T?.self) { tasks in
@@ -125,4 +138,38 @@ public struct TestTimeout: Error, CustomStringConvertible {
     public let what: String
     public init(what: String) { self.what = what }
     public var description: String { "timed out waiting for \(what)" }
+}
+
+/// Collects every log line (message and metadata, as a handler would print them) for tests
+/// that check what reaches the log.
+public final class LogRecorder: Sendable {
+    private let lines = Mutex2<[String]>([])
+
+    public init() {}
+
+    public var all: [String] { lines.withLock { $0 } }
+
+    /// A logger at `level` that records here.
+    public func logger(level: Logger.Level = .debug) -> Logger {
+        var logger = Logger(label: "rollcall.test") { _ in Handler(recorder: self) }
+        logger.logLevel = level
+        return logger
+    }
+
+    struct Handler: LogHandler {
+        let recorder: LogRecorder
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+
+        func log(event: LogEvent) {
+            let merged = metadata.merging(event.metadata ?? [:]) { $1 }
+            let text = "\(event.level) \(event.message) " + merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            recorder.lines.withLock { $0.append(text) }
+        }
+    }
 }

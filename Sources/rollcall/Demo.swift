@@ -36,7 +36,12 @@ struct Demo: AsyncParsableCommand {
         let logger = options.makeLogger(default: .warning)
         let interval = configuration.liveness.defaultIntervalMs
         let ports = BoundPort()
-        let app = try RollcallApplication.build(configuration: configuration, logger: logger) { port in ports.set(port) }
+        let app: RollcallApplication
+        do {
+            app = try buildApplication(configuration: configuration, logger: logger) { port in ports.set(port) }
+        } catch let failure as ListenFailure {
+            throw failure.exit()
+        }
         let dashboard = !log && Terminal.isInteractive
         let count = agents
         let db = configuration.databasePath

@@ -86,8 +86,13 @@ struct Serve: AsyncParsableCommand {
         let host = configuration.host
         let db = configuration.databasePath
         let mode = configuration.openMode ? "open" : "tokens"
-        let app = try RollcallApplication.build(configuration: configuration, logger: logger) { port in
-            logger.info("rollcall listening", metadata: ["address": "\(host):\(port)", "db": "\(db)", "mode": "\(mode)"])
+        let app: RollcallApplication
+        do {
+            app = try buildApplication(configuration: configuration, logger: logger) { port in
+                logger.info("rollcall listening", metadata: ["address": "\(host):\(port)", "db": "\(db)", "mode": "\(mode)"])
+            }
+        } catch let failure as ListenFailure {
+            throw failure.exit()
         }
         let group = ServiceGroup(
             configuration: .init(services: [app.application], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

@@ -5,6 +5,7 @@ import ServiceLifecycle
 import Logging
 import RollcallCore
 import RollcallServer
+import RollcallStore
 
 /// Flags shared by `serve` and `demo`.
 struct ServerOptions: ParsableArguments {
@@ -45,8 +46,10 @@ struct ServerOptions: ParsableArguments {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535, e.g. --port 7777") }
         if let intervalMs, intervalMs < 10 { throw ValidationError("--interval-ms must be at least 10, e.g. --interval-ms 5000") }
         if let timeoutMs, timeoutMs < 20 { throw ValidationError("--timeout-ms must be at least 20, e.g. --timeout-ms 15000") }
-        if let intervalMs, let timeoutMs, timeoutMs <= intervalMs {
-            throw ValidationError("--timeout-ms (\(timeoutMs)) must be longer than --interval-ms (\(intervalMs)), e.g. three intervals")
+        // Below interval × slack an agent would be timed out before it is even suspect.
+        if let timeoutMs, let interval = intervalMs, Double(timeoutMs) < Double(interval) * 1.5 {
+            throw ValidationError(
+                "--timeout-ms (\(timeoutMs)) must be at least 1.5 × --interval-ms (\(interval)), e.g. --timeout-ms \(interval * 3) (three intervals)")
         }
         if let logLevel, Logger.Level(rawValue: logLevel) == nil {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
@@ -96,19 +99,40 @@ struct ListenFailure: Error {
     }
 }
 
+/// Builds the server; a database held by another server, a database that cannot be opened, or
+/// an address that cannot be bound becomes a ``ListenFailure`` with one sentence. None of these
+/// has written anything to the database.
+func buildApplication(
+    configuration: ServerConfiguration, logger: Logger, onServerRunning: @escaping @Sendable (Int) async -> Void
+) throws -> RollcallApplication {
+    do {
+        return try RollcallApplication.build(configuration: configuration, logger: logger, onServerRunning: onServerRunning)
+    } catch let held as DatabaseLock.Held {
+        throw ListenFailure(message: held.description)
+    } catch let unavailable as DatabaseLock.Unavailable {
+        throw ListenFailure(message: unavailable.description)
+    } catch let error as IOError {
+        throw ListenFailure(message: "cannot listen on \(configuration.host):\(configuration.port): \(listenProblem(error) ?? "\(error)")")
+    }
+}
+
+/// One sentence for the errno of a listening socket the system refused.
+func listenProblem(_ error: IOError) -> String? {
+    switch error.errnoCode {
+    case EADDRINUSE: "the address is already in use (another rollcall serve?); stop it or choose another --port"
+    case EACCES: "permission denied (ports below 1024 need privileges); choose another --port"
+    case EADDRNOTAVAIL: "this machine has no such address; check --host"
+    default: nil
+    }
+}
+
 /// Runs a server's service group; a listening socket the system refuses becomes a
 /// ``ListenFailure`` with one sentence instead of NIO's error text.
 func runServer(_ group: ServiceGroup, host: String, port: Int) async throws {
     do {
         try await group.run()
     } catch let error as IOError {
-        let why: String
-        switch error.errnoCode {
-        case EADDRINUSE: why = "the address is already in use (another rollcall serve?); stop it or choose another --port"
-        case EACCES: why = "permission denied (ports below 1024 need privileges); choose another --port"
-        case EADDRNOTAVAIL: why = "this machine has no such address; check --host"
-        default: throw error
-        }
+        guard let why = listenProblem(error) else { throw error }
         throw ListenFailure(message: "cannot listen on \(host):\(port): \(why)")
     }
 }

@@ -213,7 +213,7 @@ func waitForRows(_ path: String, _ sql: String, _ expected: [String], within lim
                 #expect(payload.count == 8)
                 try await ws.send(opcode: 0xA, payload: payload)
                 try await waitForRows(server.databasePath, "SELECT rtt_ms IS NOT NULL FROM sessions WHERE agent_id = 'ping-\(i)'", ["1"])
-                #expect(server.gateway.status(of: AgentID("ping-\(i)")!)?.rttMs != nil)
+                #expect(server.presence.status(of: AgentID("ping-\(i)")!)?.rttMs != nil)
             }
             for ws in sockets { await ws.drop() }
         }

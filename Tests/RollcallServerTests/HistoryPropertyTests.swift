@@ -9,7 +9,7 @@ import Testing
 @testable import RollcallServer
 
 /// Random scenarios of connects, heartbeats, silences, drops, goodbyes, supersedes, graceful
-/// restarts and crashes, driven through the real gateway, engine, history writer and SQLite
+/// restarts and crashes, driven through the real presence, engine, history writer and SQLite
 /// schema on a manual clock. After each scenario the history must be the truth.
 @Suite struct HistoryPropertyTests {
     static let operations = 7
@@ -21,8 +21,8 @@ import Testing
         await propertyCheck(count: 150, input: Gen.int(in: Self.stepRange).array(of: 1...80)) { steps in
             do {
                 let simulation = try Simulation()
-                for step in steps { try simulation.apply(step) }
-                try simulation.stopGracefully()
+                for step in steps { try await simulation.apply(step) }
+                try await simulation.stopGracefully()
                 try simulation.checkInvariants()
             } catch {
                 Issue.record("scenario \(steps) threw \(error)")
@@ -30,24 +30,24 @@ import Testing
         }
     }
 
-    @Test func aCrashAfterUnflushedEventsStillLeavesAConsistentHistory() throws {
+    @Test func aCrashAfterUnflushedEventsStillLeavesAConsistentHistory() async throws {
         // connect all, beat, flush, connect again (supersede), crash before the flush, then go on.
         let simulation = try Simulation()
-        for step in [0, 7, 14, 21, 1, 8, 5, 0, 6 + 7, 2 + 28 * 5, 0, 1, 2 + 28 * 7] { try simulation.apply(step) }
-        try simulation.stopGracefully()
+        for step in [0, 7, 14, 21, 1, 8, 5, 0, 6 + 7, 2 + 28 * 5, 0, 1, 2 + 28 * 7] { try await simulation.apply(step) }
+        try await simulation.stopGracefully()
         try simulation.checkInvariants()
     }
 }
 
-/// The server without sockets: the same gateway and writer, fake connections, a manual clock.
+/// The server without sockets: the same presence and writer, fake connections, a manual clock.
 final class Simulation {
     let clock = ManualPresenceClock(1_764_000_000_000)
     let database: DatabaseQueue
     let store: SQLiteHistoryStore
     var configuration = ServerConfiguration()
-    var gateway: Gateway
+    var presence: Presence
     var writer: HistoryWriterService
-    var pending: [HistoryEvent] = []
+    var round = HistoryWriterService.Round()
     /// agent index → (slot, session) of its open fake connection.
     var connections: [Int: (LivenessEngine.Slot, Int64)] = [:]
     var closedByServer = Mutex2<Set<Int64>>([])
@@ -58,22 +58,23 @@ final class Simulation {
         database = try DatabaseQueue()
         store = try SQLiteHistoryStore(writer: database)
         configuration.liveness = LivenessConfiguration(defaultIntervalMs: 200, defaultTimeoutMs: 600, minIntervalMs: 50)
-        (gateway, writer) = try Self.begin(configuration: configuration, store: store, clock: clock, logger: logger)
+        (presence, writer) = try Self.begin(configuration: configuration, store: store, clock: clock, logger: logger)
     }
 
     /// A new server run on the same file: the repair, the restored engine, a new writer.
     static func begin(configuration: ServerConfiguration, store: SQLiteHistoryStore, clock: ManualPresenceClock, logger: Logger) throws
-        -> (Gateway, HistoryWriterService)
+        -> (Presence, HistoryWriterService)
     {
-        let (gateway, run) = try RollcallApplication.startGateway(configuration: configuration, store: store, logger: logger, clock: clock)
+        let (presence, hub, run) = try RollcallApplication.startPresence(configuration: configuration, store: store, logger: logger, clock: clock)
         let writer = HistoryWriterService(
-            store: store, queue: gateway.history, gateway: gateway, runID: run.runID, configuration: configuration, logger: logger)
-        return (gateway, writer)
+            store: store, outbox: presence.outbox, presence: presence, hub: hub, runID: run.runID, configuration: configuration, lock: nil,
+            logger: logger)
+        return (presence, writer)
     }
 
     func start() throws {
-        (gateway, writer) = try Self.begin(configuration: configuration, store: store, clock: clock, logger: logger)
-        pending = []
+        (presence, writer) = try Self.begin(configuration: configuration, store: store, clock: clock, logger: logger)
+        round = HistoryWriterService.Round()
         connections = [:]
     }
 
@@ -94,13 +95,13 @@ final class Simulation {
         let handle = ConnectionHandle(
             close: { _, _ in closed.withLock { _ = $0.insert(box.withLock { $0 }) } }, loopKey: ObjectIdentifier(box), onLoop: { $0() },
             pingHere: {})
-        guard let accepted = gateway.accept(request, remoteAddress: "127.0.0.1:1", handle: handle) else { return }
+        guard let accepted = presence.accept(request, remoteAddress: "127.0.0.1:1", handle: handle) else { return }
         box.withLock { $0 = accepted.sessionID }
         reap()
         connections[agent] = (accepted.slot, accepted.sessionID)
     }
 
-    func apply(_ step: Int) throws {
+    func apply(_ step: Int) async throws {
         let op = step % Simulation.operationsCount
         let agent = (step / Simulation.operationsCount) % HistoryPropertyTests.agents
         let delay = HistoryPropertyTests.delays[step / (Simulation.operationsCount * HistoryPropertyTests.agents)]
@@ -109,28 +110,28 @@ final class Simulation {
         case 0:
             connect(agent, newBoot: false)
         case 1:
-            if let (slot, session) = connections[agent] { _ = gateway.heartbeat(slot: slot, session: session) }
+            if let (slot, session) = connections[agent] { _ = presence.heartbeat(slot: slot, session: session) }
         case 2:
             pass(delay)
         case 3:
             if let (slot, session) = connections.removeValue(forKey: agent) {
-                gateway.disconnect(slot: slot, session: session, kind: .abnormal(closeCode: nil))
+                presence.disconnect(slot: slot, session: session, kind: .abnormal(closeCode: nil))
             }
         case 4:
             if let (slot, session) = connections.removeValue(forKey: agent) {
-                gateway.disconnect(slot: slot, session: session, kind: .goodbye(closeCode: 1000))
+                presence.disconnect(slot: slot, session: session, kind: .goodbye(closeCode: 1000))
             }
         case 5:
             pass(delay)
-            writer.flush(&pending, withCounters: true, touchAlive: true)
+            await writer.flush(&round, withCounters: true, touchAlive: true)
         default:
             switch agent {
-            case 0: try restartGracefully(downtime: delay)
+            case 0: try await restartGracefully(downtime: delay)
             case 1: try crash(downtime: delay)
             case 2: connect(agent, newBoot: true)
             default:
                 // Retention, as the writer runs it: after a flush, with a cutoff in the past.
-                writer.flush(&pending, withCounters: true, touchAlive: true)
+                await writer.flush(&round, withCounters: true, touchAlive: true)
                 _ = try store.prune(before: clock.now() - delay)
             }
         }
@@ -143,15 +144,15 @@ final class Simulation {
             let tick = min(left, 10)
             clock.advance(by: tick)
             left -= tick
-            gateway.sweep()
+            presence.sweep()
         }
         reap()
     }
 
     static let operationsCount = HistoryPropertyTests.operations
 
-    func restartGracefully(downtime: Millis) throws {
-        try stopGracefully()
+    func restartGracefully(downtime: Millis) async throws {
+        try await stopGracefully()
         clock.advance(by: downtime)
         try start()
     }
@@ -162,11 +163,11 @@ final class Simulation {
         try start()
     }
 
-    func stopGracefully() throws {
-        gateway.stop()
+    func stopGracefully() async throws {
+        presence.stop()
         reap()
-        writer.flush(&pending, withCounters: true, touchAlive: true)
-        #expect(pending.isEmpty)
+        await writer.flush(&round, withCounters: true, touchAlive: true)
+        #expect(round.pending.isEmpty)
         try store.finishRun(writer.runID, now: clock.now())
     }
 

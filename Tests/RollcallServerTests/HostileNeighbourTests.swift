@@ -80,7 +80,7 @@ import Testing
             }
             #expect(server.transitions.of("good-1").map(\.reason) == [.connected], "the good agent never blinked")
             #expect(try await httpGET(port: server.port, "/healthz").status == 200)
-            let counters = server.gateway.counters.snapshot
+            let counters = server.presence.counters.snapshot
             #expect(counters.violations["too_big"] == 1)
             #expect(counters.violations["invalid_json"] == 1)
             #expect(counters.violations["flood"] == 1)

@@ -111,7 +111,7 @@ import Testing
 
     @Test func aStoppingServerAnswers503WithRetryAfter() async throws {
         try await LiveServer.with { server in
-            server.gateway.stop()
+            server.presence.stop()
             let refused = try await httpGET(port: server.port, "/v1/agent?id=late-1")
             #expect(refused.status == 503)
             #expect(refused.header("retry-after") == "5")
@@ -149,7 +149,7 @@ import Testing
             let close = try #require(try await ws.closeFrame())
             #expect(close.closeCode == 1008)
             #expect(close.closeReason.contains("flood"))
-            #expect(server.gateway.counters.snapshot.violations["flood"] == 1)
+            #expect(server.presence.counters.snapshot.violations["flood"] == 1)
         }
     }
 

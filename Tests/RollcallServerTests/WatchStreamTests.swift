@@ -97,17 +97,18 @@ import Testing
 
     @Test func aWatcherThatStopsReadingIsClosedWithItsCursor() async throws {
         let store = try SQLiteHistoryStore(writer: DatabaseQueue())
-        let gateway = Gateway(engine: LivenessEngine(), clock: ManualPresenceClock(), history: HistoryQueue(), hub: TransitionHub(), logger: .init(label: "t"))
+        let presence = Presence(engine: LivenessEngine(), clock: ManualPresenceClock(), outbox: Outbox(), logger: .init(label: "t"))
+        let hub = TransitionHub()
         let channel = EmbeddedChannel()
-        let handler = WatchChannelHandler(gateway: gateway, store: store, request: WatchRequest(after: 0), maxBuffered: 5, logger: .init(label: "t"))
+        let handler = WatchChannelHandler(
+            presence: presence, hub: hub, store: store, request: WatchRequest(after: 0), maxBuffered: 5, slowReaderGrace: .seconds(60),
+            logger: .init(label: "t"))
         try channel.pipeline.syncOperations.addHandler(handler)
+        channel.embeddedEventLoop.run()
         channel.isWritable = false
         for i in 0..<10 {
             let id = AgentID("slow-\(i)")!
-            gateway.state.withLock { s in
-                let accepted = s.engine.connect(id, now: 1_764_000_000_000)
-                for case .transition(let t) in accepted.effects { gateway.hub.publish(t) }
-            }
+            hub.publish([Transition(id: Int64(i + 1), agentID: id, from: nil, to: .online, reason: .connected, effectiveAt: 1, detectedAt: 1, sessionID: 1)])
         }
         channel.embeddedEventLoop.run()
         var close: WebSocketFrame?
@@ -117,6 +118,6 @@ import Testing
         var data = try #require(close).data
         #expect(data.readInteger(as: UInt16.self) == 4100)
         #expect(data.readString(length: data.readableBytes) == "lagging: resume with after=0")
-        #expect(gateway.hub.listenerCount == 0, "the slow watcher no longer slows anyone")
+        #expect(hub.listenerCount == 0, "the slow watcher no longer slows anyone")
     }
 }

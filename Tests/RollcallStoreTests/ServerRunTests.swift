@@ -26,7 +26,7 @@ import Testing
         #expect(second.recoveredCrash)
         #expect(second.repairTransitions.count == 1)
         let repair = try #require(second.repairTransitions.first)
-        #expect(repair.to == "unknown" && repair.reason == "server_crashed" && repair.from == "online")
+        #expect(repair.to == .unknown && repair.reason == .serverCrashed && repair.from == .online)
         #expect(repair.effectiveAt == t0 + 10_500, "the last moment the crashed run was known alive")
         #expect(repair.detectedAt == t0 + 60_000)
         #expect(second.nextTransitionID == 3)
