@@ -80,6 +80,10 @@ public final class RawWebSocket: @unchecked Sendable {
 
     public func sendRaw(_ bytes: [UInt8]) async throws { try await channel.writeAndFlush(ByteBuffer(bytes: bytes)) }
 
+    /// Stops reading from the socket, as a peer that never reads would: what the server sends
+    /// stays in the kernel's buffers until they fill and the server sees it cannot write.
+    public func stopReading() async throws { try await channel.setOption(ChannelOptions.autoRead, value: false) }
+
     /// Closes our side without a close frame, like a machine that vanished.
     public func drop() async { try? await channel.close() }
 

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import HummingbirdWSClient
 import Logging
 import NIOCore
 import NIOWebSocket
@@ -159,12 +160,17 @@ import Testing
             }
             var seen = 0
             while seen < 5 {
-                guard case .text(let text) = try await watcher.next(within: .seconds(5)) else { continue }
+                let next = try await watcher.next(within: .seconds(5))
+                guard case .text(let text) = next else { continue }
                 let message = try JSONParser.parse(Array(text.utf8)[...])
                 guard message["type"]?.stringValue == "transition", let id = message["id"]?.int64Value else { continue }
                 // The moment it is sent, its row is there, with the same content.
                 let row = try sqlite3(server.databasePath, "SELECT agent_id || ' ' || to_state || ' ' || reason FROM transitions WHERE id = \(id)")
-                #expect(row == ["\(message["agent_id"]?.stringValue ?? "?") \(message["to"]?.stringValue ?? "?") \(message["reason"]?.stringValue ?? "?")"])
+                let agent = message["agent_id"]?.stringValue ?? "?"
+                let to = message["to"]?.stringValue ?? "?"
+                let reason = message["reason"]?.stringValue ?? "?"
+                let expected = [agent + " " + to + " " + reason]
+                #expect(row == expected)
                 seen += 1
             }
         }
@@ -182,6 +188,7 @@ import Testing
                 // Opens the stream from the very beginning and reads nothing, ever.
                 let watcher = try await RawWebSocket.connect(port: server.port, path: "/v1/watch?after=0")
                 #expect(watcher.status == 101)
+                try await watcher.stopReading()
                 try await Task.sleep(for: .seconds(2))
                 let grown = residentBytes() - before
                 #expect(grown < 30_000_000, "grew \(grown / 1_000_000) MB for one watcher")
@@ -221,6 +228,31 @@ import Testing
         }
     }
 
+    // MARK: Reads never delay liveness
+
+    @Test func heavyReadsDoNotDelayTheDetectionOfASilentAgent() async throws {
+        try await withTemporaryDirectory { dir in
+            let path = dir.appendingPathComponent("rollcall.db").path
+            let store = SlowReads(try SQLiteHistoryStore(path: path), delay: .milliseconds(1500))
+            let configuration = LiveServer.testConfiguration(databasePath: path)
+            try await LiveServer.run(configuration: configuration, store: store) { server in
+                let ws = try await TestWebSocket.connect(server.wsBase + "/v1/agent?id=quiet-under-load&interval_ms=100")
+                _ = try await ws.nextServerMessage()
+                try await server.transitions.waitFor(agent: "quiet-under-load", to: .online)
+                // More slow queries than the machine has cores, all at once, while the agent
+                // falls silent (its deadlines: suspect at 150 ms, offline at 300 ms).
+                try await withThrowingTaskGroup(of: Void.self) { readers in
+                    for _ in 0..<(2 * ProcessInfo.processInfo.activeProcessorCount + 2) {
+                        readers.addTask { _ = try await httpGET(port: server.port, "/v1/agents/quiet-under-load") }
+                    }
+                    let offline = try await server.transitions.waitFor(agent: "quiet-under-load", to: .offline)
+                    #expect(offline.detectedAt - offline.effectiveAt < 300, "detected \(offline.detectedAt - offline.effectiveAt) ms late")
+                    try await readers.waitForAll()
+                }
+            }
+        }
+    }
+
     // MARK: Budgets
 
     @Test func junkHandshakesWithoutATokenDoNotSpendTheRegisteredAgentsBudget() async throws {
@@ -233,7 +265,7 @@ import Testing
             try await LiveServer.run(configuration: configuration) { server in
                 let registration = try await rawHTTP(
                     port: server.port,
-                    "POST /v1/agents HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer admin-secret\r\nContent-Type: application/json\r\nContent-Length: 13\r\nConnection: close\r\n\r\n{\"id\":\"reg-1\"}"
+                    "POST /v1/agents HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer admin-secret\r\nContent-Type: application/json\r\nContent-Length: 14\r\nConnection: close\r\n\r\n{\"id\":\"reg-1\"}"
                 )
                 #expect(registration.status == 201)
                 let token = try #require(try JSONParser.parse(Array(registration.body.utf8)[...])["token"]?.stringValue)
@@ -374,4 +406,40 @@ func sqlite3Write(_ path: String, _ sql: String) throws -> [String] {
     process.waitUntilExit()
     let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     return out.split(separator: "\n").map(String.init)
+}
+
+/// The real store, with every agent lookup taking `delay` longer: a query as slow as a heavy
+/// report over a long history, to show such reads wait on their own threads.
+final class SlowReads: HistoryStore {
+    let base: SQLiteHistoryStore
+    let delay: Duration
+
+    init(_ base: SQLiteHistoryStore, delay: Duration) {
+        self.base = base
+        self.delay = delay
+    }
+
+    func startRun(now: Millis, pid: Int32, version: String) throws -> RunStart { try base.startRun(now: now, pid: pid, version: version) }
+    func write(_ events: [HistoryEvent], runID: Int64, aliveAt: Millis) throws { try base.write(events, runID: runID, aliveAt: aliveAt) }
+    func finishRun(_ runID: Int64, now: Millis) throws { try base.finishRun(runID, now: now) }
+    func agents(_ query: AgentQuery) throws -> [StoredAgent] { try base.agents(query) }
+    func agent(_ id: String) throws -> StoredAgent? {
+        usleep(UInt32(delay.components.seconds * 1_000_000 + delay.components.attoseconds / 1_000_000_000_000))
+        return try base.agent(id)
+    }
+    func transitions(agent: String?, after: Int64, limit: Int) throws -> [Transition] { try base.transitions(agent: agent, after: after, limit: limit) }
+    func transitions(agent: String, after: Int64, before: Int64?, effectiveFrom: Millis, limit: Int) throws -> [Transition] {
+        try base.transitions(agent: agent, after: after, before: before, effectiveFrom: effectiveFrom, limit: limit)
+    }
+    func fleetStats(first: String, last: String, from: Millis, now: Millis) throws -> [String: FleetStats] {
+        try base.fleetStats(first: first, last: last, from: from, now: now)
+    }
+    func sessions(agent: String, before: Int64?, limit: Int) throws -> [StoredSession] { try base.sessions(agent: agent, before: before, limit: limit) }
+    func uptime(agent: String, from: Millis, to: Millis, now: Millis) throws -> Uptime { try base.uptime(agent: agent, from: from, to: to, now: now) }
+    func uptimeDaily(agent: String, fromDay: String, now: Millis) throws -> [UptimeDay] { try base.uptimeDaily(agent: agent, fromDay: fromDay, now: now) }
+    func register(agent: String, tokenHash: String, labels: [String: String], now: Millis) throws -> Bool {
+        try base.register(agent: agent, tokenHash: tokenHash, labels: labels, now: now)
+    }
+    func revoke(agent: String) throws { try base.revoke(agent: agent) }
+    func prune(before cutoff: Millis) throws -> PruneReport { try base.prune(before: cutoff) }
 }

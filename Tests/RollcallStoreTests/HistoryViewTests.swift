@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 import RollcallCore
 import RollcallStore
@@ -41,6 +42,25 @@ import Testing
             #expect((a["ended_at_ms"] as Int64?) == (b["started_at_ms"] as Int64), "no gap, no overlap")
         }
         #expect((rows.last?["ended_at_ms"] as Int64?) == nil)
+    }
+
+    @Test func oneAgentsDailyUptimeIsWhatTheViewSays() throws {
+        let store = try handMadeHistory()
+        let view = try store.writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM uptime_daily WHERE agent_id = 'web-01' AND day IN ('2025-11-24', '2025-11-25') ORDER BY day")
+        }
+        let now = Millis(Date().timeIntervalSince1970 * 1000)
+        let days = try store.uptimeDaily(agent: "web-01", fromDay: "2025-11-24", now: now).prefix(2)
+        #expect(days.map(\.day) == view.map { $0["day"] as String })
+        for (day, row) in zip(days, view) {
+            #expect(day.uptime.onlineMs == row["online_ms"] as Int64)
+            #expect(day.uptime.suspectMs == row["suspect_ms"] as Int64)
+            #expect(day.uptime.offlineMs == row["offline_ms"] as Int64)
+            #expect(day.uptime.unknownMs == row["unknown_ms"] as Int64)
+            #expect(day.ratio == row["uptime_ratio"] as Double?)
+        }
+        #expect(try store.uptimeDaily(agent: "web-01", fromDay: "2025-11-25", now: now).first?.day == "2025-11-25", "starts at the asked day")
+        #expect(try store.uptimeDaily(agent: "nobody", fromDay: "2025-11-24", now: now).isEmpty)
     }
 
     @Test func uptimeDailySplitsAtUTCMidnightAndComputesTheRatio() throws {

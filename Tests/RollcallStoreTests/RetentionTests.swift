@@ -34,6 +34,8 @@ import Testing
         for (a, b) in zip(webRows, webRows.dropFirst()) { #expect((a["ended_at_ms"] as Int64?) == (b["started_at_ms"] as Int64)) }
         let dbRows = intervals.filter { ($0["agent_id"] as String) == "db-01" }
         #expect(dbRows.first?["started_at_ms"] as Int64? == t0 + 3000)
+        let since = try store.writer.read { db in try Int64.fetchOne(db, sql: "SELECT state_since_ms FROM agents WHERE id = 'db-01'") }
+        #expect(since == t0 + 3000, "an agent's state is not older than its first remaining interval")
         #expect(try store.sessions(agent: "web-01", before: nil, limit: 10).map(\.id) == [2], "open and recent sessions stay")
         // Pruning again at the same cutoff changes nothing.
         #expect(try store.prune(before: t0 + 3000) == PruneReport(transitions: 0, sessions: 0, serverRuns: 0))
