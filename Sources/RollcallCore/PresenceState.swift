@@ -17,18 +17,43 @@ public enum PresenceState: String, Sendable, Hashable, CaseIterable, Codable {
 }
 
 /// Why a transition happened; the raw values are the SQL contract's `reason` strings.
-public enum TransitionReason: String, Sendable, Hashable, CaseIterable, Codable {
-    case connected
-    case missedHeartbeat = "missed_heartbeat"
-    case disconnected
-    case heartbeat
-    case reconnected
-    case timeout
-    case goodbye
-    case kicked
-    case removed
-    case serverStopped = "server_stopped"
-    case serverCrashed = "server_crashed"
+///
+/// A value type over the string rather than a closed enum, so one ``Transition`` type can carry
+/// any reason a history or a newer server holds (a client shows it as text) while the server
+/// only ever produces the ones below.
+public struct TransitionReason: RawRepresentable, Sendable, Hashable, CaseIterable, Codable, CustomStringConvertible {
+    public let rawValue: String
+
+    public init(rawValue: String) { self.rawValue = rawValue }
+
+    public static let connected = Self(rawValue: "connected")
+    public static let missedHeartbeat = Self(rawValue: "missed_heartbeat")
+    public static let disconnected = Self(rawValue: "disconnected")
+    public static let heartbeat = Self(rawValue: "heartbeat")
+    public static let reconnected = Self(rawValue: "reconnected")
+    public static let timeout = Self(rawValue: "timeout")
+    public static let goodbye = Self(rawValue: "goodbye")
+    public static let kicked = Self(rawValue: "kicked")
+    public static let removed = Self(rawValue: "removed")
+    public static let serverStopped = Self(rawValue: "server_stopped")
+    public static let serverCrashed = Self(rawValue: "server_crashed")
+
+    /// The reasons this server writes (spec §4).
+    public static let allCases: [TransitionReason] = [
+        .connected, .missedHeartbeat, .disconnected, .heartbeat, .reconnected, .timeout, .goodbye, .kicked, .removed, .serverStopped,
+        .serverCrashed,
+    ]
+
+    public var description: String { rawValue }
+
+    public init(from decoder: any Decoder) throws {
+        rawValue = try decoder.singleValueContainer().decode(String.self)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(rawValue)
+    }
 }
 
 /// Milliseconds since the Unix epoch on the server's monotonic timeline.

@@ -16,3 +16,18 @@ extension Transition {
     /// One watch-stream message.
     public var watchMessage: String { JSONValue.object([("type", .string("transition"))] + jsonMembers()).serialized() }
 }
+
+extension Transition {
+    /// Reads the object ``jsonMembers()`` writes (an API item or a watch-stream message);
+    /// `nil` when a required member is missing or malformed.
+    public init?(json v: JSONValue) {
+        guard let id = v["id"]?.int64Value, let agent = v["agent_id"]?.stringValue.flatMap(AgentID.init),
+            let to = v["to"]?.stringValue.flatMap(PresenceState.init(rawValue:)),
+            let effective = v["effective_at"]?.stringValue.flatMap(Timestamp.parse)
+        else { return nil }
+        self.init(
+            id: id, agentID: agent, from: v["from"]?.stringValue.flatMap(PresenceState.init(rawValue:)), to: to,
+            reason: TransitionReason(rawValue: v["reason"]?.stringValue ?? ""), effectiveAt: effective,
+            detectedAt: v["detected_at"]?.stringValue.flatMap(Timestamp.parse) ?? effective, sessionID: v["session_id"]?.int64Value)
+    }
+}

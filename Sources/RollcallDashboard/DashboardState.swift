@@ -53,7 +53,7 @@ public struct AgentDetail: Equatable, Sendable {
     public var timeoutMs: Int64?
     public var offlineAt: Millis?
     /// Transitions effective in the last 24 h, oldest first.
-    public var transitions: [WatchTransition] = []
+    public var transitions: [Transition] = []
     /// Newest first.
     public var sessions: [Session] = []
     /// The window the transitions cover, for the timeline.

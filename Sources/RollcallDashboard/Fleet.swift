@@ -24,25 +24,6 @@ public struct AgentRow: Equatable, Sendable {
     }
 }
 
-/// A transition as the watch stream delivers it.
-public struct WatchTransition: Equatable, Sendable {
-    public var id: Int64
-    public var agentID: String
-    public var from: PresenceState?
-    public var to: PresenceState
-    public var reason: String
-    public var effectiveAt: Millis
-
-    public init(id: Int64, agentID: String, from: PresenceState?, to: PresenceState, reason: String, effectiveAt: Millis) {
-        self.id = id
-        self.agentID = agentID
-        self.from = from
-        self.to = to
-        self.reason = reason
-        self.effectiveAt = effectiveAt
-    }
-}
-
 /// The dashboard's copy of the fleet: state and `since` from the watch stream (authoritative, in
 /// transition-id order), the slower columns from periodic `/v1/agents?window=24h` pages.
 public struct Fleet: Sendable {
@@ -87,18 +68,18 @@ public struct Fleet: Sendable {
 
     /// Applies one transition; returns `false` for one already applied (ids at or below the cursor).
     @discardableResult
-    public mutating func apply(_ t: WatchTransition) -> Bool {
+    public mutating func apply(_ t: Transition) -> Bool {
         guard t.id > cursor else { return false }
         cursor = t.id
-        if let i = index[t.agentID] {
+        if let i = index[t.agentID.rawValue] {
             counts[rows[i].state, default: 0] -= 1
             rows[i].state = t.to
             rows[i].since = t.effectiveAt
             if t.from == .online, t.to == .suspect || t.to == .offline, let flaps = rows[i].flaps { rows[i].flaps = flaps + 1 }
         } else {
-            index[t.agentID] = rows.count
-            rows.append(AgentRow(id: t.agentID, state: t.to, since: t.effectiveAt, lastSeen: t.effectiveAt, flaps: 0))
-            longestID = max(longestID, t.agentID.utf8.count)
+            index[t.agentID.rawValue] = rows.count
+            rows.append(AgentRow(id: t.agentID.rawValue, state: t.to, since: t.effectiveAt, lastSeen: t.effectiveAt, flaps: 0))
+            longestID = max(longestID, t.agentID.rawValue.utf8.count)
         }
         counts[t.to, default: 0] += 1
         version += 1

@@ -5,7 +5,7 @@ import RollcallCore
 public enum Messages {
     public enum Watch: Equatable, Sendable {
         case snapshot([AgentRow], cursor: Int64)
-        case transition(WatchTransition)
+        case transition(Transition)
     }
 
     /// One `/v1/watch` text frame; `nil` for a message the dashboard does not know.
@@ -21,15 +21,9 @@ public enum Messages {
         }
     }
 
-    public static func transition(_ v: JSONValue) -> WatchTransition? {
-        guard let id = v["id"]?.int64Value, let agent = v["agent_id"]?.stringValue,
-            let to = v["to"]?.stringValue.flatMap(PresenceState.init(rawValue:)),
-            let at = v["effective_at"]?.stringValue.flatMap(Timestamp.parse)
-        else { return nil }
-        return WatchTransition(
-            id: id, agentID: agent, from: v["from"]?.stringValue.flatMap(PresenceState.init(rawValue:)), to: to,
-            reason: v["reason"]?.stringValue ?? "", effectiveAt: at)
-    }
+    /// The one JSON form of a transition (``Transition/init(json:)``); a reason this dashboard
+    /// does not know is kept as text.
+    public static func transition(_ v: JSONValue) -> Transition? { Transition(json: v) }
 
     /// An agent of the snapshot or of `/v1/agents` (with `window`, it carries flaps and uptime).
     public static func agentRow(_ v: JSONValue) -> AgentRow? {

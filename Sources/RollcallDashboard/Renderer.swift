@@ -261,7 +261,7 @@ public struct Renderer: Sendable {
             c = f.put(Self.align(t.from?.rawValue ?? "new", 7, right: false), row: r, column: c, style: t.from.map { theme.state($0) } ?? theme.muted)
             c = f.put(" → ", row: r, column: c)
             c = f.put(Self.align(t.to.rawValue, 7, right: false), row: r, column: c, style: theme.state(t.to))
-            f.put("  " + t.reason, row: r, column: c, width: width - c - 2)
+            f.put("  " + t.reason.rawValue, row: r, column: c, width: width - c - 2)
         }
         top += transitionsHeight
         if sessionsHeight >= 3 {

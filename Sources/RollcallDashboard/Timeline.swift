@@ -5,7 +5,7 @@ public enum Timeline {
     /// Splits `start..<end` into `width` slots and gives each the worst state the agent was in during
     /// it (offline, then suspect, unknown, online), so a short outage stays visible at any width;
     /// `nil` before the first transition known. `initial` is the state before the first transition.
-    public static func slots(_ transitions: [WatchTransition], initial: PresenceState?, start: Millis, end: Millis, width: Int) -> [PresenceState?] {
+    public static func slots(_ transitions: [Transition], initial: PresenceState?, start: Millis, end: Millis, width: Int) -> [PresenceState?] {
         guard width > 0, end > start else { return [] }
         var slots = [PresenceState?](repeating: nil, count: width)
         let span = Double(end - start)

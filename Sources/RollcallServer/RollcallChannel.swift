@@ -148,7 +148,7 @@ struct RollcallChannel: ServerChildChannel, HTTPChannelHandler {
             case .refused(let http, let refusal):
                 presence.logger.notice(
                     "handshake refused",
-                    metadata: ["remote": "\(value.channel.remoteAddress?.description ?? "-")", "status": "\(refusal.status)", "cause": "\(refusal.code)", "message": "\(refusal.message)"])
+                    metadata: ["remote": "\(value.channel.remoteAddress?.description ?? "-")", "status": "\(refusal.status)", "cause": "\(refusal.code)", "message": "\(TerminalText.escaped(refusal.message))"])
                 await Self.write(refusal, to: http)
             case .watch(let channel):
                 // Watchers are told the server is going away (1001) so the server can stop.

@@ -414,14 +414,13 @@ public final class SQLiteHistoryStore: HistoryStore {
             timeoutMs: row[11], tokenHash: row[12], disabled: (row[13] as Int? ?? 0) != 0, lastBootID: row[14])
     }
 
-    /// A row as the one ``Transition`` type; `nil` for a row Rollcall did not write (an unknown
-    /// state or reason put there by hand), which no answer can describe.
+    /// A row as the one ``Transition`` type; `nil` for a row Rollcall could not have written (an
+    /// unknown state or an invalid id put there by hand), which no answer can describe.
     static func transition(from row: Row) -> Transition? {
-        guard let agent = AgentID(row["agent_id"] as String), let to = PresenceState(rawValue: row["to_state"]),
-            let reason = TransitionReason(rawValue: row["reason"])
-        else { return nil }
+        guard let agent = AgentID(row["agent_id"] as String), let to = PresenceState(rawValue: row["to_state"]) else { return nil }
         return Transition(
-            id: row["id"], agentID: agent, from: (row["from_state"] as String?).flatMap(PresenceState.init(rawValue:)), to: to, reason: reason,
+            id: row["id"], agentID: agent, from: (row["from_state"] as String?).flatMap(PresenceState.init(rawValue:)), to: to,
+            reason: TransitionReason(rawValue: row["reason"]),
             effectiveAt: row["effective_at_ms"], detectedAt: row["detected_at_ms"], sessionID: row["session_id"])
     }
 

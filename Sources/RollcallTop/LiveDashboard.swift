@@ -260,7 +260,7 @@ public struct LiveDashboard: Service {
                 dirty = true
             case .feed(.watch(.transition(let t))):
                 state.fleet.apply(t)
-                if let d = state.detail, d.id == t.agentID { detailRequested = true }
+                if let d = state.detail, d.id == t.agentID.rawValue { detailRequested = true }
                 dirty = true
             case .summary(let rate):
                 state.heartbeatsPerSecond = rate

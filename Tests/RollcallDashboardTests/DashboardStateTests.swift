@@ -10,12 +10,12 @@ import Testing
     @Test func appliesEachTransitionOnceInIdOrderAndCountsFlaps() {
         var fleet = Fleet()
         fleet.applySnapshot(threeAgents, cursor: 10)
-        let drop = WatchTransition(id: 11, agentID: "web-01", from: .online, to: .suspect, reason: "disconnected", effectiveAt: noon)
+        let drop = Transition(id: 11, agentID: AgentID("web-01")!, from: .online, to: .suspect, reason: TransitionReason(rawValue: "disconnected"), effectiveAt: noon, detectedAt: noon, sessionID: nil)
         #expect(run { fleet.apply(drop) })
         #expect(!run { fleet.apply(drop) })  // a repeat after a reconnect changes nothing
-        #expect(!run { fleet.apply(WatchTransition(id: 9, agentID: "web-01", from: nil, to: .online, reason: "connected", effectiveAt: noon)) })
+        #expect(!run { fleet.apply(Transition(id: 9, agentID: AgentID("web-01")!, from: nil, to: .online, reason: TransitionReason(rawValue: "connected"), effectiveAt: noon, detectedAt: noon, sessionID: nil)) })
         #expect(fleet.row("web-01")?.state == .suspect && fleet.row("web-01")?.flaps == 1 && fleet.cursor == 11)
-        #expect(run { fleet.apply(WatchTransition(id: 12, agentID: "new-01", from: nil, to: .online, reason: "connected", effectiveAt: noon)) })
+        #expect(run { fleet.apply(Transition(id: 12, agentID: AgentID("new-01")!, from: nil, to: .online, reason: TransitionReason(rawValue: "connected"), effectiveAt: noon, detectedAt: noon, sessionID: nil)) })
         #expect(fleet.counts == [.online: 1, .suspect: 2, .offline: 1])
         #expect(fleet.count == 4)
     }
@@ -70,19 +70,19 @@ import Testing
     @Test func theSelectionStaysOnTopUntilTheOperatorMovesThenFollowsItsAgent() {
         var s = state(threeAgents, size: size)
         #expect(s.selectedID == "db-01")
-        s.fleet.apply(WatchTransition(id: 11, agentID: "web-01", from: .online, to: .offline, reason: "goodbye", effectiveAt: noon))
+        s.fleet.apply(Transition(id: 11, agentID: AgentID("web-01")!, from: .online, to: .offline, reason: TransitionReason(rawValue: "goodbye"), effectiveAt: noon, detectedAt: noon, sessionID: nil))
         s.refreshOrder(now: noon + 1000)
         #expect(s.selectedID == "web-01" && s.selected == 0)
         _ = s.handle(.down, now: noon + 1000)
         #expect(s.selectedID == "db-01")
-        s.fleet.apply(WatchTransition(id: 12, agentID: "db-01", from: .offline, to: .online, reason: "connected", effectiveAt: noon + 1000))
+        s.fleet.apply(Transition(id: 12, agentID: AgentID("db-01")!, from: .offline, to: .online, reason: TransitionReason(rawValue: "connected"), effectiveAt: noon + 1000, detectedAt: noon + 1000, sessionID: nil))
         s.refreshOrder(now: noon + 2000)
         #expect(s.selectedID == "db-01" && s.selected == 2)
     }
 
     @Test func reSortsABusyFleetAtMostFourTimesASecond() {
         var s = state(threeAgents, size: size)
-        s.fleet.apply(WatchTransition(id: 11, agentID: "web-01", from: .online, to: .offline, reason: "goodbye", effectiveAt: noon))
+        s.fleet.apply(Transition(id: 11, agentID: AgentID("web-01")!, from: .online, to: .offline, reason: TransitionReason(rawValue: "goodbye"), effectiveAt: noon, detectedAt: noon, sessionID: nil))
         s.refreshOrder(now: noon + 100)
         #expect(ids(s) == ["db-01", "cache-01", "web-01"])  // rows update in place meanwhile
         s.refreshOrder(now: noon + 300)

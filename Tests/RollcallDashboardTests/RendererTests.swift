@@ -152,10 +152,10 @@ import Testing
         d.hostname = "cache-01.example"
         d.labels = [("env", "prod")]
         d.transitions = [
-            WatchTransition(id: 4, agentID: "cache-01", from: nil, to: .online, reason: "connected", effectiveAt: noon - 13 * 3_600_000),
-            WatchTransition(id: 7, agentID: "cache-01", from: .online, to: .offline, reason: "goodbye", effectiveAt: noon - 6 * 3_600_000),
-            WatchTransition(id: 9, agentID: "cache-01", from: .offline, to: .online, reason: "connected", effectiveAt: noon - 3 * 3_600_000),
-            WatchTransition(id: 12, agentID: "cache-01", from: .online, to: .suspect, reason: "missed_heartbeat", effectiveAt: noon - 4_000),
+            Transition(id: 4, agentID: AgentID("cache-01")!, from: nil, to: .online, reason: TransitionReason(rawValue: "connected"), effectiveAt: noon - 13 * 3_600_000, detectedAt: noon - 13 * 3_600_000, sessionID: nil),
+            Transition(id: 7, agentID: AgentID("cache-01")!, from: .online, to: .offline, reason: TransitionReason(rawValue: "goodbye"), effectiveAt: noon - 6 * 3_600_000, detectedAt: noon - 6 * 3_600_000, sessionID: nil),
+            Transition(id: 9, agentID: AgentID("cache-01")!, from: .offline, to: .online, reason: TransitionReason(rawValue: "connected"), effectiveAt: noon - 3 * 3_600_000, detectedAt: noon - 3 * 3_600_000, sessionID: nil),
+            Transition(id: 12, agentID: AgentID("cache-01")!, from: .online, to: .suspect, reason: TransitionReason(rawValue: "missed_heartbeat"), effectiveAt: noon - 4_000, detectedAt: noon - 4_000, sessionID: nil),
         ]
         d.sessions = [
             .init(id: 3, startedAt: noon - 3 * 3_600_000, endedAt: nil, endReason: nil, remoteAddress: "10.0.0.7", heartbeats: 2159),

@@ -7,16 +7,16 @@ import Testing
     @Test func givesEachSlotTheWorstStateSoAShortOutageStaysVisible() {
         let start: Millis = 0
         let t = [
-            WatchTransition(id: 1, agentID: "a", from: nil, to: .online, reason: "connected", effectiveAt: 2_000),
-            WatchTransition(id: 2, agentID: "a", from: .online, to: .offline, reason: "timeout", effectiveAt: 5_100),
-            WatchTransition(id: 3, agentID: "a", from: .offline, to: .online, reason: "connected", effectiveAt: 5_200),
+            Transition(id: 1, agentID: AgentID("a")!, from: nil, to: .online, reason: TransitionReason(rawValue: "connected"), effectiveAt: 2_000, detectedAt: 2_000, sessionID: nil),
+            Transition(id: 2, agentID: AgentID("a")!, from: .online, to: .offline, reason: TransitionReason(rawValue: "timeout"), effectiveAt: 5_100, detectedAt: 5_100, sessionID: nil),
+            Transition(id: 3, agentID: AgentID("a")!, from: .offline, to: .online, reason: TransitionReason(rawValue: "connected"), effectiveAt: 5_200, detectedAt: 5_200, sessionID: nil),
         ]
         let slots = Timeline.slots(t, initial: nil, start: start, end: 10_000, width: 10)
         #expect(slots == [nil, nil, .online, .online, .online, .offline, .online, .online, .online, .online])
     }
 
     @Test func usesTheStateBeforeTheWindowForItsStart() {
-        let t = [WatchTransition(id: 5, agentID: "a", from: .suspect, to: .online, reason: "recovered", effectiveAt: 500)]
+        let t = [Transition(id: 5, agentID: AgentID("a")!, from: .suspect, to: .online, reason: TransitionReason(rawValue: "recovered"), effectiveAt: 500, detectedAt: 500, sessionID: nil)]
         #expect(Timeline.slots(t, initial: .suspect, start: 0, end: 1000, width: 4) == [.suspect, .suspect, .online, .online])
         #expect(Timeline.slots([], initial: .unknown, start: 0, end: 1000, width: 2) == [.unknown, .unknown])
     }
@@ -32,7 +32,7 @@ import Testing
         ], cursor: 42))
         let transition = try JSONParser.parse(
             #"{"type":"transition","id":43,"agent_id":"web-01","from":"online","to":"suspect","reason":"disconnected","effective_at":"2026-11-25T12:00:02.000Z","detected_at":"2026-11-25T12:00:02.001Z","session_id":7}"#)
-        #expect(Messages.watch(transition) == .transition(WatchTransition(id: 43, agentID: "web-01", from: .online, to: .suspect, reason: "disconnected", effectiveAt: noon + 2000)))
+        #expect(Messages.watch(transition) == .transition(Transition(id: 43, agentID: AgentID("web-01")!, from: .online, to: .suspect, reason: TransitionReason(rawValue: "disconnected"), effectiveAt: noon + 2000, detectedAt: noon + 2001, sessionID: 7)))
         #expect(Messages.watch(try JSONParser.parse(#"{"type":"something-new"}"#)) == nil)
     }
 

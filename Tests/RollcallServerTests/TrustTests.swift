@@ -49,7 +49,13 @@ import Testing
             let ws = try await TestWebSocket.connect(server.wsBase + "/v1/agent?id=first-1")
             _ = try await ws.nextServerMessage()
             try await waitForRows(server.databasePath, "SELECT count(*) FROM sessions WHERE ended_at_ms IS NULL", ["1"])
-            let dump = "SELECT * FROM server_runs; SELECT * FROM sessions; SELECT * FROM transitions; SELECT id, state FROM agents"
+            // What a second server's repair would change (the alive mark and counters move on
+            // their own while the first one runs).
+            let dump = """
+                SELECT id, started_at_ms, stopped_at_ms, stop_reason FROM server_runs;
+                SELECT id, agent_id, started_at_ms, ended_at_ms, end_reason FROM sessions;
+                SELECT * FROM transitions; SELECT id, state, state_since_ms FROM agents
+                """
             let before = try sqlite3(server.databasePath, dump)
 
             // The real binary, as an operator would start it by mistake.
@@ -310,6 +316,8 @@ import Testing
             try await LiveServer.run(configuration: configuration, logger: recorder.logger(level: .debug)) { server in
                 let forged = try await RawWebSocket.connect(port: server.port, path: "/v1/agent?id=x%0Aforged%1B%5B2J")
                 #expect(forged.status == 400)
+                let echoed = try await RawWebSocket.connect(port: server.port, path: "/v1/agent?id=ok-1&interval_ms=%0Aforged%1B%5B2J")
+                #expect(echoed.status == 400)
                 let ws = try await TestWebSocket.connect(server.wsBase + "/v1/agent?id=evil-1")
                 _ = try await ws.nextServerMessage()
                 try await ws.send(
