@@ -154,10 +154,12 @@ public struct DashboardState: Sendable {
         var indices = Array(rows.indices)
         let needle = filter.lowercased()
         if !needle.isEmpty {
-            let state = PresenceState(rawValue: needle)
+            // A prefix of a state's name matches that state (`off`, `susp`), as a part of an
+            // id matches the id.
+            let states = Set(PresenceState.allCases.filter { $0.rawValue.hasPrefix(needle) })
             indices.removeAll { i in
                 let r = rows[i]
-                return r.state != state && !r.id.lowercased().contains(needle)
+                return !states.contains(r.state) && !r.id.lowercased().contains(needle)
             }
         }
         // Ties go by id, so equal keys keep a stable, readable order.

@@ -75,6 +75,8 @@ public struct Fleet: Sendable {
             counts[rows[i].state, default: 0] -= 1
             rows[i].state = t.to
             rows[i].since = t.effectiveAt
+            // Coming online is a sign of life: "last seen" is never older than "online since".
+            if t.to == .online { rows[i].lastSeen = max(rows[i].lastSeen ?? t.effectiveAt, t.effectiveAt) }
             if t.from == .online, t.to == .suspect || t.to == .offline, let flaps = rows[i].flaps { rows[i].flaps = flaps + 1 }
         } else {
             index[t.agentID.rawValue] = rows.count

@@ -51,19 +51,38 @@ public struct Renderer: Sendable {
 
     func countsLine(_ f: inout Frame, _ state: DashboardState) {
         let fleet = state.fleet
-        var c = f.put(" \(fleet.count) agent\(fleet.count == 1 ? "" : "s")", row: 1, column: 0, style: theme.heading)
-        for s in [PresenceState.online, .suspect, .offline, .unknown] {
-            c = f.put("   ", row: 1, column: c)
-            c = f.put("●", row: 1, column: c, style: theme.state(s))
-            c = f.put(" \(fleet.counts[s] ?? 0) \(s.rawValue)", row: 1, column: c)
-        }
-        if let rate = state.heartbeatsPerSecond {
-            c = f.put("   ", row: 1, column: c)
-            c = f.put("\(Format.fixed(rate, 1)) beats/s", row: 1, column: c, style: theme.muted)
-        }
         // The watch cursor: the last transition applied, the id a reconnect resumes after.
         let cursor = "event #\(fleet.cursor) "
-        if f.size.columns - cursor.count > c + 2 { f.put(cursor, row: 1, column: f.size.columns - cursor.count, style: theme.muted) }
+        let states: [PresenceState] = [.online, .suspect, .offline, .unknown]
+        // The widest form that fits beside the cursor; a narrow terminal gets a shorter line,
+        // never a cut one: wide gaps, then tight gaps and "/s", then counts without names.
+        struct Form { var gap: String; var names: [PresenceState: String]; var rate: String }
+        let full = Dictionary(uniqueKeysWithValues: states.map { ($0, " " + $0.rawValue) })
+        let short: [PresenceState: String] = [.online: " on", .suspect: " susp", .offline: " off", .unknown: " unk"]
+        let forms = [
+            Form(gap: "   ", names: full, rate: " beats/s"), Form(gap: "  ", names: full, rate: "/s"), Form(gap: " ", names: short, rate: "/s"),
+            Form(gap: " ", names: [:], rate: "/s"),
+        ]
+        let total = " \(fleet.count) agent\(fleet.count == 1 ? "" : "s")"
+        let rate = state.heartbeatsPerSecond.map { Format.fixed($0, 1) }
+        func length(_ form: Form) -> Int {
+            var n = total.count
+            for s in states { n += form.gap.count + 1 + " \(fleet.counts[s] ?? 0)".count + (form.names[s]?.count ?? 0) }
+            if let rate { n += form.gap.count + rate.count + form.rate.count }
+            return n
+        }
+        let form = forms.first { length($0) + 2 + cursor.count <= f.size.columns } ?? forms[forms.count - 1]
+        var c = f.put(total, row: 1, column: 0, style: theme.heading)
+        for s in states {
+            c = f.put(form.gap, row: 1, column: c)
+            c = f.put("●", row: 1, column: c, style: theme.state(s))
+            c = f.put(" \(fleet.counts[s] ?? 0)" + (form.names[s] ?? ""), row: 1, column: c)
+        }
+        if let rate {
+            c = f.put(form.gap, row: 1, column: c)
+            c = f.put(rate + form.rate, row: 1, column: c, style: theme.muted)
+        }
+        if f.size.columns - cursor.count >= c + 2 { f.put(cursor, row: 1, column: f.size.columns - cursor.count, style: theme.muted) }
     }
 
     // MARK: Table
@@ -71,7 +90,7 @@ public struct Renderer: Sendable {
     /// Which columns fit in `width`, and how wide the id column is. The id and state always show;
     /// the others go in the order flaps, RTT, last seen, uptime, since as the terminal narrows.
     public static func layout(width: Int, longestID: Int) -> (columns: [Column], idWidth: Int) {
-        let fixed: [Column: Int] = [.state: 7, .since: 6, .lastSeen: 9, .rtt: 8, .flaps: 5, .uptime: 7]
+        let fixed: [Column: Int] = [.state: 7, .since: 6, .lastSeen: 10, .rtt: 8, .flaps: 6, .uptime: 7]
         var columns = Column.allCases
         let wanted = min(40, max(8, longestID))
         func used(_ columns: [Column], id: Int) -> Int {
@@ -89,9 +108,10 @@ public struct Renderer: Sendable {
         case .id: idWidth
         case .state: 7
         case .since: 6
-        case .lastSeen: 9
+        // One wider than their titles, so the sort arrow fits beside them.
+        case .lastSeen: 10
         case .rtt: 8
-        case .flaps: 5
+        case .flaps: 6
         case .uptime: 7
         }
     }

@@ -93,6 +93,8 @@ final class AgentChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
                     serverTimeMs: presence.clock.now())))
         writeText(context: context, welcome)
         context.flush()
+        // One ping right away: the RTT is known from the first second, not after a ping round.
+        sendPing(context: context)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

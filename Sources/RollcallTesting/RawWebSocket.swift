@@ -82,15 +82,22 @@ public final class RawWebSocket: @unchecked Sendable {
 
     /// Stops reading from the socket, as a peer that never reads would: what the server sends
     /// stays in the kernel's buffers until they fill and the server sees it cannot write.
-    public func stopReading() async throws { try await channel.setOption(ChannelOptions.autoRead, value: false) }
+    public func stopReading() async throws { try await channel.setOption(ChannelOptions.autoRead, value: false).get() }
 
     /// Closes our side without a close frame, like a machine that vanished.
     public func drop() async { try? await channel.close() }
 
-    /// The next frame from the server, or `nil` when the connection ended.
-    public func next() async throws -> Frame? {
+    /// The next frame from the server, or `nil` when the connection ended. Pings are answered
+    /// with a pong and skipped, as any WebSocket client does, unless `includingPings`.
+    public func next(includingPings: Bool = false) async throws -> Frame? {
         while true {
-            if let frame = parse() { return frame }
+            if let frame = parse() {
+                if frame.opcode == 0x9, !includingPings {
+                    try? await send(opcode: 0xA, payload: frame.payload)
+                    continue
+                }
+                return frame
+            }
             guard var more = await iterator.next() else { return nil }
             buffer.writeBuffer(&more)
         }

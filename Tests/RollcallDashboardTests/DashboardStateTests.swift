@@ -89,6 +89,15 @@ import Testing
         #expect(ids(s) == ["web-01", "db-01", "cache-01"])
     }
 
+    @Test func theFilterMatchesPrefixesOfStatesAndPartsOfIds() {
+        var s = state(threeAgents, size: size)
+        for (typed, expected) in [("off", ["db-01"]), ("susp", ["cache-01"]), ("on", ["web-01"]), ("o", ["db-01", "web-01"]), ("01", ["db-01", "cache-01", "web-01"]), ("che", ["cache-01"]), ("zz", [])] {
+            s.filter = typed
+            s.refreshOrder(now: noon + 1000)
+            #expect(Set(ids(s)) == Set(expected), "\(typed)")
+        }
+    }
+
     @Test func quitsOnQOrCtrlCAndEscLeavesTheDetailFirst() {
         var s = state(threeAgents, size: size)
         #expect(run { s.handle(.enter, now: noon) } == .openDetail("db-01"))

@@ -9,14 +9,36 @@ import Testing
         #expect(lines(s, size) == [
             " Rollcall  http://127.0.0.1:7777  ● live                           12:00:00 UTC",
             " 3 agents   ● 1 online   ● 1 suspect   ● 1 offline   ● 0 unknown      event #10",
-            " ID        STATE▼    SINCE  LAST SEEN       RTT  FLAPS   UP 24H",
-            " db-01     offline   2m05s      2m20s         –      3   97.12%",
-            " cache-01  suspect      4s       5.5s    12.3ms      1   99.99%",
-            " web-01    online    1h00m       0.4s    0.21ms      0  100.00%",
+            " ID        STATE▼    SINCE   LAST SEEN       RTT   FLAPS   UP 24H",
+            " db-01     offline   2m05s       2m20s         –       3   97.12%",
+            " cache-01  suspect      4s        5.5s    12.3ms       1   99.99%",
+            " web-01    online    1h00m        0.4s    0.21ms       0  100.00%",
             "",
             "",
             " 1/3  ↑↓ move  Enter detail  / filter  s sort  r reverse  ? help  q quit",
         ])
+    }
+
+    @Test func sortArrowsFitBesideEveryColumnTitle() {
+        let size = ScreenSize(rows: 9, columns: 80)
+        var s = state(threeAgents, size: size)
+        for key in ["4", "6"] {
+            _ = s.handle(.character(Character(key)), now: noon)
+            s.refreshOrder(now: noon)
+            let header = lines(s, size)[2]
+            #expect(header.contains("LAST SEEN▼") || header.contains("FLAPS▼") || header.contains("LAST SEEN▲") || header.contains("FLAPS▲"), "\(key): \(header)")
+        }
+    }
+
+    @Test func anEightyColumnTerminalGetsAShorterCountsLineWithTheCursor() {
+        let size = ScreenSize(rows: 24, columns: 80)
+        var rows = threeAgents
+        for i in 0..<33 { rows.append(AgentRow(id: "edge-\(i)", state: .online, since: noon - 1000)) }
+        var s = state(rows, size: size)
+        s.heartbeatsPerSecond = 32.7
+        let line = lines(s, size)[1]
+        #expect(line == " 36 agents ● 34 on ● 1 susp ● 1 off ● 0 unk 32.7/s                    event #10")
+        #expect(!line.contains("…"))
     }
 
     @Test func showsHeartbeatsPerSecondWhenKnown() {
@@ -48,11 +70,11 @@ import Testing
         let size = ScreenSize(rows: 7, columns: 80)
         let l = lines(state(rows, size: size), size)
         // At 80 columns every column stays and the id gets what is left.
-        #expect(l[2] == " ID                         STATE▼    SINCE  LAST SEEN       RTT  FLAPS   UP 24H")
-        #expect(l[3] == " very-long-agent-name-ver…  online       1s       0.0s         –      0  100.00%")
-        #expect(l[4] == " web-01                     online    1h00m       0.4s    0.21ms      0  100.00%")
+        #expect(l[2] == " ID                       STATE▼    SINCE   LAST SEEN       RTT   FLAPS   UP 24H")
+        #expect(l[3] == " very-long-agent-name-v…  online       1s        0.0s         –       0  100.00%")
+        #expect(l[4] == " web-01                   online    1h00m        0.4s    0.21ms       0  100.00%")
         let wide = ScreenSize(rows: 7, columns: 120)
-        #expect(lines(state(rows, size: wide), wide)[3] == " very-long-agent-name-very-long-agent-na…  online       1s       0.0s         –      0  100.00%")
+        #expect(lines(state(rows, size: wide), wide)[3] == " very-long-agent-name-very-long-agent-na…  online       1s        0.0s         –       0  100.00%")
     }
 
     @Test func saysHowToStartAnAgentWhenTheFleetIsEmpty() {
@@ -83,7 +105,7 @@ import Testing
         #expect(lines(s, size)[7].hasPrefix(" 1/3  filter “01”"))
         _ = s.handle(.escape, now: noon)
         for key in [Key.character("/")] + "online".map(Key.character) + [.enter] { _ = s.handle(key, now: noon) }
-        #expect(Array(lines(s, size)[3...4]) == [" web-01    online    1h00m       0.4s    0.21ms      0  100.00%", ""])
+        #expect(Array(lines(s, size)[3...4]) == [" web-01    online    1h00m        0.4s    0.21ms       0  100.00%", ""])
     }
 
     @Test func marksTheSelectedRowAndTheSortColumn() {
@@ -92,7 +114,7 @@ import Testing
         _ = s.handle(.down, now: noon)
         _ = s.handle(.character("1"), now: noon)  // sort by id
         let frame = Renderer(theme: Theme(.none)).render(s, size: size, now: noon)
-        #expect(frame.lines[2] == " ID▼       STATE     SINCE  LAST SEEN       RTT  FLAPS   UP 24H")
+        #expect(frame.lines[2] == " ID▼       STATE     SINCE   LAST SEEN       RTT   FLAPS   UP 24H")
         #expect(frame.lines[3...5].map { String($0.prefix(10)) } == [" cache-01 ", " db-01    ", " web-01   "])
         // The selection follows its agent (cache-01) to its new place, drawn in reverse video.
         #expect(frame[3, 5].style.reverse && !frame[4, 5].style.reverse)
@@ -124,7 +146,7 @@ import Testing
         var s = state(rows, size: size)
         _ = s.handle(.end, now: noon)
         let l = lines(s, size)
-        #expect(l[1].hasPrefix(" 100000 agents   ● 98969 online"))
+        #expect(l[1] == " 100000 agents ● 98969 on ● 0 susp ● 1031 off ● 0 unk                 event #10", "a shorter line, not a cut one")
         #expect(l[8].hasPrefix(" agent-199999  online"))
         #expect(l[9].hasPrefix(" 100000/100000"))
     }
@@ -134,8 +156,8 @@ import Testing
         var s = state(threeAgents, size: size)
         _ = s.handle(.character("?"), now: noon)
         let l = lines(s, size)
-        #expect(l[1] == " 3 agent┌─ keys ───────────────────────────────────┐ ● 0 unk")
-        #expect(l[3] == " db-01  │  ↑ ↓  j k       move                     │.12%")
+        #expect(l[1] == " 3 agent┌─ keys ───────────────────────────────────┐ent #10")
+        #expect(l[3] == " db-01  │  ↑ ↓  j k       move                     │7.12%")
         #expect(l[13] == "        │  q  Ctrl-C      quit                     │")
         _ = s.handle(.character("x"), now: noon)
         #expect(!lines(s, size)[1].contains("keys"))

@@ -202,20 +202,32 @@ func waitForRows(_ path: String, _ sql: String, _ expected: [String], within lim
                 sockets.append(ws)
             }
             for (i, ws) in sockets.enumerated() {
-                var ping: RawWebSocket.Frame?
-                while let frame = try await ws.next() {
-                    if frame.opcode == 0x9 {
-                        ping = frame
-                        break
-                    }
+                // The first ping follows the welcome; the second comes from the ping rounds.
+                var pings = 0
+                while pings < 2, let frame = try await ws.next(includingPings: true) {
+                    guard frame.opcode == 0x9 else { continue }
+                    pings += 1
+                    #expect(frame.payload.count == 8)
+                    try await ws.send(opcode: 0xA, payload: frame.payload)
                 }
-                let payload = try #require(ping?.payload)
-                #expect(payload.count == 8)
-                try await ws.send(opcode: 0xA, payload: payload)
+                #expect(pings == 2)
                 try await waitForRows(server.databasePath, "SELECT rtt_ms IS NOT NULL FROM sessions WHERE agent_id = 'ping-\(i)'", ["1"])
                 #expect(server.presence.status(of: AgentID("ping-\(i)")!)?.rttMs != nil)
             }
             for ws in sockets { await ws.drop() }
+        }
+    }
+
+    @Test func anAgentsRoundTripIsKnownRightAfterItsHandshake() async throws {
+        // Ping rounds an hour apart: only the ping that follows the welcome can measure it.
+        try await LiveServer.with(configure: { $0.pingInterval = .seconds(3600) }) { server in
+            let ws = try await TestWebSocket.connect(server.wsBase + "/v1/agent?id=rtt-1")
+            _ = try await ws.nextServerMessage()
+            let deadline = ContinuousClock.now + .seconds(5)
+            while server.presence.status(of: AgentID("rtt-1")!)?.rttMs == nil, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            #expect(server.presence.status(of: AgentID("rtt-1")!)?.rttMs != nil)
         }
     }
 }

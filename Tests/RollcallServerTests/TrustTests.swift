@@ -239,7 +239,7 @@ import Testing
     @Test func heavyReadsDoNotDelayTheDetectionOfASilentAgent() async throws {
         try await withTemporaryDirectory { dir in
             let path = dir.appendingPathComponent("rollcall.db").path
-            let store = SlowReads(try SQLiteHistoryStore(path: path), delay: .milliseconds(1500))
+            let store = SlowReads(try SQLiteHistoryStore(path: path), delay: .milliseconds(1200))
             let configuration = LiveServer.testConfiguration(databasePath: path)
             try await LiveServer.run(configuration: configuration, store: store) { server in
                 let ws = try await TestWebSocket.connect(server.wsBase + "/v1/agent?id=quiet-under-load&interval_ms=100")
@@ -248,7 +248,7 @@ import Testing
                 // More slow queries than the machine has cores, all at once, while the agent
                 // falls silent (its deadlines: suspect at 150 ms, offline at 300 ms).
                 try await withThrowingTaskGroup(of: Void.self) { readers in
-                    for _ in 0..<(2 * ProcessInfo.processInfo.activeProcessorCount + 2) {
+                    for _ in 0..<(ProcessInfo.processInfo.activeProcessorCount + 2) {
                         readers.addTask { _ = try await httpGET(port: server.port, "/v1/agents/quiet-under-load") }
                     }
                     let offline = try await server.transitions.waitFor(agent: "quiet-under-load", to: .offline)
