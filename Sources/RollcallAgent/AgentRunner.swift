@@ -70,7 +70,9 @@ public struct AgentRunner: Sendable {
                     floor = configuration.maxBackoff
                 }
             case .refused(let refusal):
-                let text = "the server refused the handshake: \(refusal.status) \(refusal.code ?? "") \(refusal.message ?? "")"
+                let text =
+                    "the server refused the handshake (\(refusal.status)\(refusal.code.map { " " + $0 } ?? "")): "
+                    + TerminalText.escaped(refusal.message ?? "no reason given")
                 switch refusal.status {
                 case 401, 403: throw AgentStop(exitCode: 77, message: text)
                 case 400, 404: throw AgentStop(exitCode: 78, message: text)
@@ -180,8 +182,29 @@ public struct AgentRunner: Sendable {
             {
                 return .refused(refusal)
             }
-            return .failed("\(error)")
+            return .failed(Self.describe(error, server: configuration.serverURL))
         }
+    }
+
+    /// One sentence for a connection that failed, instead of the transport's error dump.
+    static func describe(_ error: any Error, server: String) -> String {
+        let text = "\(error)"
+        if text.contains("errno: 111") || text.contains("Connection refused") || text.contains("connectionRefused") {
+            return "nothing accepts connections at \(server) (connection refused): is the server running, and is the port right?"
+        }
+        if text.contains("connectTimeout") || text.contains("timeout") || text.contains("Timeout") {
+            return "no answer from \(server) in time: the host may be down or a firewall drops the packets"
+        }
+        if text.contains("DNS") || text.contains("resolve") || text.contains("NXDOMAIN") || text.contains("errno: -2") {
+            return "cannot resolve the host of \(server)"
+        }
+        if text.contains("errno: 113") || text.contains("errno: 101") {
+            return "no route to \(server)"
+        }
+        if text.contains("NIOSSL") || text.contains("BoringSSL") || text.contains("handshakeFailed") {
+            return "TLS with \(server) failed: \(TerminalText.escaped(String(text.prefix(160))))"
+        }
+        return TerminalText.escaped(String(text.prefix(200)))
     }
 
     /// System trust store, or the `--ca` bundle.

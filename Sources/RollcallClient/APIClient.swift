@@ -44,7 +44,10 @@ public struct APIClient: Sendable {
         do {
             (data, response) = try await URLSession.shared.data(for: request)
         } catch {
-            throw Failure(status: nil, code: "unreachable", message: "cannot reach the Rollcall server at \(baseURL): \(error.localizedDescription)")
+            throw Failure(
+                status: nil, code: "unreachable",
+                message: "no Rollcall server answers at \(baseURL) (\(error.localizedDescription)); "
+                    + "start one with `rollcall serve`, or point --server at yours, e.g. --server http://HOST:7777")
         }
         let status = (response as? HTTPURLResponse)?.statusCode ?? 0
         let json = (try? JSONParser.parse(Array(data))) ?? .null

@@ -85,7 +85,15 @@ struct AgentCommand: AsyncParsableCommand {
         return file.overridden(by: .fromEnvironment(ProcessInfo.processInfo.environment)).overridden(by: flags)
     }
 
+    /// Every long option this command takes, to catch a mistyped one before anything else.
+    static let longOptions = [
+        "server", "id", "interval-ms", "binary", "label", "token-file", "ca", "status-file", "give-up-after", "config", "log-level", "help",
+        "version",
+    ]
+
     func validate() throws {
+        // A typo such as --sever must be named as one, not reported as a missing --server.
+        try Self.checkOptionNames(CommandLine.arguments.dropFirst())
         let settings = try settings()
         do { _ = try settings.configuration(hostname: nil) } catch { throw ValidationError(error.description) }
         if let level = settings.logLevel, Logger.Level(rawValue: level) == nil {
@@ -108,6 +116,47 @@ struct AgentCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("rollcall-agent: \(stop.message)\n".utf8))
             throw ExitCode(stop.exitCode)
         }
+    }
+}
+
+extension AgentCommand {
+    /// Throws "Unknown option '--sever'. Did you mean '--server'?" for an option this command
+    /// does not take, as ArgumentParser words it for every other command.
+    static func checkOptionNames(_ arguments: ArraySlice<String>) throws {
+        var skipNext = false
+        for argument in arguments {
+            if skipNext {
+                skipNext = false
+                continue
+            }
+            if argument == "--" { return }
+            guard argument.hasPrefix("--") else { continue }
+            let name = String(argument.dropFirst(2).prefix { $0 != "=" })
+            if longOptions.contains(name) {
+                // An option's value may itself start with "--" only in the `--name=value` form.
+                skipNext = !argument.contains("=") && name != "binary" && name != "help" && name != "version"
+                continue
+            }
+            let closest = longOptions.min { distance($0, name) < distance($1, name) }
+            let hint = closest.map { distance($0, name) <= 3 ? " Did you mean '--\($0)'?" : "" } ?? ""
+            throw ValidationError("Unknown option '--\(name)'.\(hint)")
+        }
+    }
+
+    /// Levenshtein distance, for suggestions.
+    static func distance(_ a: String, _ b: String) -> Int {
+        let x = Array(a), y = Array(b)
+        var row = Array(0...y.count)
+        for i in 1...max(1, x.count) where !x.isEmpty {
+            var previous = row[0]
+            row[0] = i
+            for j in 1...max(1, y.count) where !y.isEmpty {
+                let current = row[j]
+                row[j] = min(row[j] + 1, row[j - 1] + 1, previous + (x[i - 1] == y[j - 1] ? 0 : 1))
+                previous = current
+            }
+        }
+        return row[y.count]
     }
 }
 

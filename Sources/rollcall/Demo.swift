@@ -90,8 +90,13 @@ struct Demo: AsyncParsableCommand {
         }
         if savedStderr >= 0 { dup2(savedStderr, 2) }
         if dashboard { print("rollcall demo: \(count) simulated agents on http://\(host):\(port(of: ports))") }
-        print("rollcall demo stopped; the history is in \(db)\(dashboard ? ", the server's log in \(logFile)" : "")")
-        print("try: sqlite3 \(db) 'select agent_id, state, started_at_ms, ended_at_ms from presence_intervals limit 20'")
+        // Only point at the log when something was logged (warnings and worse, by default).
+        let logged = dashboard && ((try? FileManager.default.attributesOfItem(atPath: logFile)[.size] as? Int) ?? 0) > 0
+        if dashboard, !logged { try? FileManager.default.removeItem(atPath: logFile) }
+        print("rollcall demo stopped; the history is in \(db)\(logged ? ", the server's log in \(logFile)" : "")")
+        print(
+            "try: sqlite3 -header -column \(db) \"select agent_id, state, datetime(started_at_ms / 1000, 'unixepoch') as started, "
+                + "datetime(ended_at_ms / 1000, 'unixepoch') as ended, reason from presence_intervals limit 20\"")
     }
 }
 

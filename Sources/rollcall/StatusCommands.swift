@@ -67,22 +67,19 @@ struct History: AsyncParsableCommand {
     func run() async throws {
         try await runClient {
             let api = client.client
+            // The latest transitions straight from the newest end (one more than shown, for the
+            // first one's duration), then both tables oldest first, like a log.
+            let page = try await api.get("/v1/agents/\(agent)/transitions?before=\(Int64.max)&limit=\(limit + 1)")
             var transitions: [JSONValue] = []
-            var after: Int64 = 0
-            for _ in 0..<1000 {
-                let page = try await api.get("/v1/agents/\(agent)/transitions?after=\(after)&limit=1000")
-                guard case .array(let items)? = page["transitions"] else { break }
-                transitions += items
-                if transitions.count > limit + 1 { transitions.removeFirst(transitions.count - limit - 1) }
-                guard let next = page["next_cursor"]?.int64Value else { break }
-                after = next
-            }
+            if case .array(let items)? = page["transitions"] { transitions = items.reversed() }
             let sessions = try await api.get("/v1/agents/\(agent)/sessions?limit=\(limit)")
+            var sessionItems: [JSONValue] = []
+            if case .array(let items)? = sessions["sessions"] { sessionItems = items.reversed() }
             if client.json {
-                printJSON(.object([("transitions", .array(Array(transitions.suffix(limit)))), ("sessions", sessions["sessions"] ?? .array([]))]))
+                printJSON(.object([("transitions", .array(Array(transitions.suffix(limit)))), ("sessions", .array(sessionItems))]))
                 return
             }
-            print("transitions of \(agent) (latest \(limit)):")
+            print("transitions of \(agent) (the latest \(limit), oldest first):")
             var rows: [[String]] = []
             for (i, t) in transitions.enumerated() where i >= transitions.count - limit {
                 let next = i + 1 < transitions.count ? transitions[i + 1]["effective_at"]?.stringValue : nil
@@ -92,9 +89,8 @@ struct History: AsyncParsableCommand {
                 ])
             }
             print(Table.render(header: ["AT", "CHANGE", "REASON", "LASTED"], rows: rows))
-            print("\nsessions (latest first):")
-            guard case .array(let items)? = sessions["sessions"] else { return }
-            let sessionRows = items.map { s in
+            print("\nsessions (the latest \(limit), oldest first):")
+            let sessionRows = sessionItems.map { s in
                 [
                     s["started_at"]?.stringValue ?? "", durationMs(s["duration_ms"]?.int64Value) ?? "open",
                     s["end_reason"]?.stringValue ?? "-", s["close_code"]?.int64Value.map(String.init) ?? "-",
