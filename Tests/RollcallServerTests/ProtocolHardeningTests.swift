@@ -118,15 +118,25 @@ import Testing
         }
     }
 
+    /// A bad frame and the close code it earns; shown by name in the test output.
+    struct BadFrame: Sendable, CustomTestStringConvertible {
+        var name: String
+        var payload: [UInt8]
+        var opcode: UInt8
+        var code: Int
+        var testDescription: String { "\(name) → \(code)" }
+    }
+
     @Test(arguments: [
-        (Array(#"{"type":"heartbeat","seq":1"#.utf8), 0x1 as UInt8, 1007),
-        ([0x7B, 0xC3, 0x28, 0x7D], 0x1, 1007),
-        (Array(#"{"type":"teleport"}"#.utf8), 0x1, 1008),
-        (Array(#"{"type":"heartbeat"}"#.utf8), 0x1, 1008),
-        ([0x01, 0x02], 0x2, 1008),
-        (Array(repeating: 0x20, count: 5000), 0x1, 1009),
+        BadFrame(name: "truncated JSON", payload: Array(#"{"type":"heartbeat","seq":1"#.utf8), opcode: 0x1, code: 1007),
+        BadFrame(name: "invalid UTF-8", payload: [0x7B, 0xC3, 0x28, 0x7D], opcode: 0x1, code: 1007),
+        BadFrame(name: "unknown type", payload: Array(#"{"type":"teleport"}"#.utf8), opcode: 0x1, code: 1008),
+        BadFrame(name: "heartbeat without seq", payload: Array(#"{"type":"heartbeat"}"#.utf8), opcode: 0x1, code: 1008),
+        BadFrame(name: "2-byte binary", payload: [0x01, 0x02], opcode: 0x2, code: 1008),
+        BadFrame(name: "5,000-byte text", payload: Array(repeating: 0x20, count: 5000), opcode: 0x1, code: 1009),
     ])
-    func badFramesCloseWithTheSpecCode(payload: [UInt8], opcode: UInt8, code: Int) async throws {
+    func badFramesCloseWithTheSpecCode(frame: BadFrame) async throws {
+        let (payload, opcode, code) = (frame.payload, frame.opcode, frame.code)
         try await LiveServer.with { server in
             let ws = try await upgrade(server, "id=bad-frame")
             _ = try await ws.next()
