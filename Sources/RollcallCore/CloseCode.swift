@@ -23,3 +23,19 @@ extension CloseCode {
         }
     }
 }
+
+extension CloseCode {
+    /// `reason` as a close frame carries it: at most `limit` bytes of UTF-8 (a control frame's
+    /// payload is at most 125 bytes, two of them the code), cut at a character boundary so the
+    /// text stays valid and never grows back past the limit.
+    public static func reasonBytes(_ reason: String, limit: Int = 123) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(min(limit, reason.utf8.count))
+        for scalar in reason.unicodeScalars {
+            let bytes = Array(String(scalar).utf8)
+            guard out.count + bytes.count <= limit else { break }
+            out += bytes
+        }
+        return out
+    }
+}

@@ -265,7 +265,7 @@ final class Admission: Sendable {
             case .failure(let refusal): result = .failure(chargeFailure(refusal, source: remote ?? "-", spend: spend))
             case .success(let request):
                 let max = configuration.limits.maxWatchers
-                if hub.watcherCount >= max {
+                if presence.counters.openWatchSockets >= max {
                     result = .failure(Refusal(status: 429, code: "too_many_watchers", message: "the server holds its maximum of \(max) watchers", retryAfter: 10))
                 } else if !watchBucket.withLock({ spend ? $0.take() : $0.peek() }) {
                     result = .failure(Refusal(status: 429, code: "too_many_handshakes", message: "too many watch handshakes per second; retry shortly", retryAfter: 1))

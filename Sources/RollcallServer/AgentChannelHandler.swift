@@ -99,6 +99,13 @@ final class AgentChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
+        // RFC 6455 §5.1/§5.2: a client masks every frame, and no extension was negotiated.
+        guard frame.maskKey != nil else {
+            return violation(context: context, .init(.policyViolation, "unmasked frame: a client must mask every frame", cause: "unmasked"))
+        }
+        guard !frame.rsv1, !frame.rsv2, !frame.rsv3 else {
+            return violation(context: context, .init(.policyViolation, "reserved bits set: no extension was negotiated", cause: "reserved_bits"))
+        }
         switch frame.opcode {
         case .text, .binary:
             guard fragments == nil else {
@@ -326,10 +333,11 @@ final class AgentChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
 
     private func sendClose(context: ChannelHandlerContext, code: CloseCode, reason: String) {
         phase = .closing
-        var data = context.channel.allocator.buffer(capacity: 2 + reason.utf8.count)
+        let text = CloseCode.reasonBytes(reason)
+        var data = context.channel.allocator.buffer(capacity: 2 + text.count)
         data.write(webSocketErrorCode: WebSocketErrorCode(codeNumber: Int(code.rawValue)))
-        // Control frames carry at most 125 bytes.
-        data.writeString(String(decoding: reason.utf8.prefix(123), as: UTF8.self))
+        // Control frames carry at most 125 bytes, cut where a character ends.
+        data.writeBytes(text)
         context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: data)), promise: nil)
         scheduleForcedClose(context: context)
     }

@@ -57,7 +57,7 @@ struct QueryAPI: Sendable {
         router.get("/metrics") { _, _ -> Response in
             Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                body: .init(byteBuffer: ByteBuffer(string: presence.counters.metrics.render(presence: presence, watchers: hub.watcherCount))))
+                body: .init(byteBuffer: ByteBuffer(string: presence.counters.metrics.render(presence: presence, watchers: presence.counters.openWatchSockets))))
         }
         router.get("/healthz") { _, _ in
             jsonResponse(.object([("status", .string(presence.isStopping ? "stopping" : "ok"))]))
@@ -89,7 +89,7 @@ struct QueryAPI: Sendable {
                     ("connections", .int(Int64(presence.connectionCount))),
                     ("heartbeats_per_second", .number((presence.counters.heartbeatsPerSecond * 10).rounded() / 10)),
                     ("heartbeats_total", .int(Int64(presence.counters.totalHeartbeats))),
-                    ("watchers", .int(Int64(hub.watcherCount))),
+                    ("watchers", .int(Int64(presence.counters.openWatchSockets))),
                     ("last_transition_id", .int(hub.lastID)),
                     ("refusals", .object(snapshot.refusals.sorted { $0.key < $1.key }.map { ($0.key, .int(Int64($0.value))) })),
                     ("violations", .object(snapshot.violations.sorted { $0.key < $1.key }.map { ($0.key, .int(Int64($0.value))) })),
@@ -160,6 +160,29 @@ struct QueryAPI: Sendable {
         guard configuration.openMode, configuration.isLoopbackOnly else {
             throw APIError(status: 403, code: "forbidden", message: "set ROLLCALL_ADMIN_TOKEN on the server to allow admin operations")
         }
+        // Without a token, the request must also name this machine: a page that rebinds its own
+        // name to 127.0.0.1 sends its own name as Host (and a matching Origin).
+        guard Self.namesLoopback(request.head.authority) else {
+            presence.counters.refused("foreign_host")
+            throw APIError(
+                status: 403, code: "forbidden",
+                message: "without an admin token, admin operations must be addressed to 127.0.0.1, [::1] or localhost")
+        }
+    }
+
+    /// Whether an authority (`host[:port]`) names this machine literally: `localhost`, `::1` or
+    /// an address in 127.0.0.0/8. Never resolved: the point is what the client asked for.
+    static func namesLoopback(_ authority: String?) -> Bool {
+        guard let authority else { return false }
+        let host: Substring
+        if authority.hasPrefix("["), let end = authority.firstIndex(of: "]") {
+            host = authority[authority.index(after: authority.startIndex)..<end]
+        } else {
+            host = authority.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+        }
+        if host.lowercased() == "localhost" || host == "::1" { return true }
+        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+        return octets.count == 4 && octets.allSatisfy { UInt8($0) != nil } && octets.first == "127"
     }
 
     /// Whether `origin` (`scheme://host[:port]`) names the host the request was sent to.

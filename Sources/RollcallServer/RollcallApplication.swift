@@ -34,8 +34,16 @@ public struct RollcallApplication: Sendable {
         clock: any PresenceClock = SystemPresenceClock(),
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) throws -> RollcallApplication {
-        let lock = try DatabaseLock(path: configuration.databasePath)
-        try PortProbe.check(host: configuration.host, port: configuration.port)
+        // An existing file is locked first, so a second server is told which one holds it; a new
+        // file is only created once the address is known to be free.
+        let lock: DatabaseLock
+        if FileManager.default.fileExists(atPath: configuration.databasePath) {
+            lock = try DatabaseLock(path: configuration.databasePath)
+            try PortProbe.check(host: configuration.host, port: configuration.port)
+        } else {
+            try PortProbe.check(host: configuration.host, port: configuration.port)
+            lock = try DatabaseLock(path: configuration.databasePath)
+        }
         lock.describeHolder("pid \(ProcessInfo.processInfo.processIdentifier), listening on \(configuration.host):\(configuration.port)")
         let store = try SQLiteHistoryStore(path: configuration.databasePath)
         return try build(configuration: configuration, store: store, lock: lock, logger: logger, clock: clock, onServerRunning: onServerRunning)

@@ -123,7 +123,9 @@ struct RollcallChannel: ServerChildChannel, HTTPChannelHandler {
             )
             var pipeline = NIOUpgradableHTTPServerPipelineConfiguration<UpgradeResult>(upgradeConfiguration: serverUpgradeConfiguration)
             pipeline.enablePipelining = false
-            pipeline.enableErrorHandling = false
+            // A request NIO cannot parse (a raw control byte, an oversized head) is answered 400
+            // and closed instead of left to the handshake timeout.
+            pipeline.enableErrorHandling = true
             pipeline.enableResponseHeaderValidation = false
             let negotiated = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: pipeline)
             // A peer that opens a connection and never finishes its request is not kept.

@@ -45,5 +45,12 @@ public final class ServerCounters: Sendable {
         metrics.violated(cause)
     }
     public func ponged() { state.withLock { $0.pongs += 1 } }
+
+    private let watchSockets = Atomic<Int>(0)
+    /// Open watch-stream sockets, counted from the upgrade to the socket's end (a watcher being
+    /// closed still counts until it is gone): what `--max-watchers` limits.
+    public var openWatchSockets: Int { watchSockets.load(ordering: .relaxed) }
+    func watchSocketOpened() { watchSockets.add(1, ordering: .relaxed) }
+    func watchSocketClosed() { watchSockets.subtract(1, ordering: .relaxed) }
     public var snapshot: Snapshot { state.withLock { $0 } }
 }

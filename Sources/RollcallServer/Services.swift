@@ -11,6 +11,10 @@ import ServiceLifecycle
 public final class DatabaseThreads: Sendable {
     let reads: NIOThreadPool
     let writes: NIOThreadPool
+    /// Watchers catching up from the file read (and encode) their pages here, one at a time, so
+    /// however many replay the history at once they share one thread: never the event loops,
+    /// never the API's readers.
+    let catchUp: NIOThreadPool
 
     /// Started once and kept for the life of the process (servers in tests share them).
     public static let shared = DatabaseThreads()
@@ -18,8 +22,10 @@ public final class DatabaseThreads: Sendable {
     private init() {
         reads = NIOThreadPool(numberOfThreads: 2)
         writes = NIOThreadPool(numberOfThreads: 1)
+        catchUp = NIOThreadPool(numberOfThreads: 1)
         reads.start()
         writes.start()
+        catchUp.start()
     }
 
     public func read<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
@@ -144,12 +150,11 @@ struct HistoryWriterService: Service {
         let logger = self.logger
         try await threads.write {
             let started = ContinuousClock.now
-            try store.write(batch, runID: runID, aliveAt: now)
+            // The committed transitions carry the ids the database gave them.
+            let transitions = try store.write(batch, runID: runID, aliveAt: now)
             let elapsed = started.duration(to: .now)
             metrics.batchWritten(nanoseconds: elapsed.nanoseconds, events: batch.count)
-            var transitions: [Transition] = []
-            for case .transition(let t) in batch {
-                transitions.append(t)
+            for t in transitions {
                 metrics.transition(t)
                 Self.log(t, logger: logger)
             }

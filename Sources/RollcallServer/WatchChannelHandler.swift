@@ -50,6 +50,11 @@ final class WatchChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
 
     static let lagging: UInt16 = 4100
     static let pageSize = 256
+    /// Pages written per event-loop turn while catching up: the agents sharing the loop get
+    /// their turn between them.
+    static let pagesPerTurn = 4
+    /// A watcher we close is gone after this, whether or not it answers (or reads) the close.
+    static let closeGrace: TimeAmount = .seconds(2)
 
     private enum Phase {
         case starting
@@ -90,7 +95,11 @@ final class WatchChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
         self.logger = logger
     }
 
+    private var counted = false
+
     func handlerAdded(context: ChannelHandlerContext) {
+        presence.counters.watchSocketOpened()
+        counted = true
         let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let eventLoop = context.eventLoop
         let key = ObjectIdentifier(eventLoop)
@@ -111,7 +120,7 @@ final class WatchChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
         phase = .snapshot
         lastSent = join.cursor
         let (presence, cursor) = (presence, join.cursor)
-        NIOThreadPool.singleton.runIfActive(eventLoop: eventLoop) {
+        DatabaseThreads.shared.catchUp.runIfActive(eventLoop: eventLoop) {
             Self.snapshotJSON(agents, presence: presence, cursor: cursor)
         }.whenComplete { result in
             let (handler, context) = loopBound.value
@@ -129,11 +138,23 @@ final class WatchChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
 
     // MARK: Catching up
 
-    /// Pulls pages while the socket takes them; one page in flight at most.
+    /// Pulls pages while the socket takes them, a few per event-loop turn; one read of the file
+    /// in flight at most.
     private func pump(context: ChannelHandlerContext) {
         var wrote = false
+        var pages = 0
         defer { if wrote { context.flush() } }
         while phase == .pulling, !fetching, context.channel.isWritable {
+            if pages == Self.pagesPerTurn {
+                // Yield the loop; continue on its next turn.
+                let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                context.eventLoop.execute {
+                    let (handler, context) = loopBound.value
+                    handler.pump(context: context)
+                }
+                return
+            }
+            pages += 1
             switch hub.page(after: lastSent, limit: Self.pageSize) {
             case .transitions(let items, let caughtUp):
                 for p in items where p.id > lastSent {
@@ -145,8 +166,9 @@ final class WatchChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
                 fetching = true
                 let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
                 let (store, after, hub) = (store, lastSent, hub)
-                context.eventLoop.makeFutureWithTask {
-                    try await DatabaseThreads.shared.read { try store.transitions(agent: nil, after: after, limit: Self.pageSize) }
+                // Read and encoded on the catch-up thread: the event loop only writes.
+                DatabaseThreads.shared.catchUp.runIfActive(eventLoop: context.eventLoop) {
+                    try store.transitions(agent: nil, after: after, limit: Self.pageSize).map(PublishedTransition.init)
                 }.whenComplete { result in
                     let (handler, context) = loopBound.value
                     handler.fetching = false
@@ -158,8 +180,8 @@ final class WatchChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
                             // committed): continue from the ring.
                             handler.lastSent = max(handler.lastSent, (firstInRing ?? (hub.lastID + 1)) - 1)
                         }
-                        for t in rows where t.id > handler.lastSent {
-                            handler.write(PublishedTransition(t), context: context)
+                        for p in rows where p.id > handler.lastSent {
+                            handler.write(p, context: context)
                         }
                         context.flush()
                         handler.pump(context: context)
@@ -265,13 +287,16 @@ final class WatchChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     private func sendClose(context: ChannelHandlerContext, code: UInt16, reason: String) {
-        var data = context.channel.allocator.buffer(capacity: 2 + reason.utf8.count)
+        let text = CloseCode.reasonBytes(reason)
+        var data = context.channel.allocator.buffer(capacity: 2 + text.count)
         data.writeInteger(code)
-        data.writeString(reason)
+        data.writeBytes(text)
         let channel = context.channel
         context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, data: data))).whenComplete { _ in
             channel.close(promise: nil)
         }
+        // A peer that does not read never lets that write complete: the socket goes anyway.
+        context.eventLoop.scheduleTask(in: Self.closeGrace) { channel.close(promise: nil) }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -299,6 +324,10 @@ final class WatchChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
     func channelInactive(context: ChannelHandlerContext) {
         phase = .closed
         leave()
+        if counted {
+            counted = false
+            presence.counters.watchSocketClosed()
+        }
         buffer.removeAll()
         context.fireChannelInactive()
     }

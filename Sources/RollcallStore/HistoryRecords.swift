@@ -138,8 +138,11 @@ public struct AgentQuery: Sendable, Equatable {
 public protocol HistoryStore: Sendable {
     /// Records a new server run, repairing what a previous crash or stop left open.
     func startRun(now: Millis, pid: Int32, version: String) throws -> RunStart
-    /// Writes events in one transaction, in order; `aliveAt` checkpoints the run.
-    func write(_ events: [HistoryEvent], runID: Int64, aliveAt: Millis) throws
+    /// Writes events in one transaction, in order; `aliveAt` checkpoints the run. Returns the
+    /// transitions as committed: their ids are the database's (the next free ones, in commit
+    /// order), which is what anyone may be shown from now on.
+    @discardableResult
+    func write(_ events: [HistoryEvent], runID: Int64, aliveAt: Millis) throws -> [Transition]
     /// Records a graceful stop.
     func finishRun(_ runID: Int64, now: Millis) throws
 

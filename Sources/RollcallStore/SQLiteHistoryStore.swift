@@ -112,33 +112,43 @@ public final class SQLiteHistoryStore: HistoryStore {
 
     // MARK: Writing
 
-    public func write(_ events: [HistoryEvent], runID: Int64, aliveAt: Millis) throws {
+    @discardableResult
+    public func write(_ events: [HistoryEvent], runID: Int64, aliveAt: Millis) throws -> [Transition] {
         try writer.write { db in
+            var committed: [Transition] = []
             for event in events {
-                try Self.apply(event, runID: runID, db: db)
+                if let t = try Self.apply(event, runID: runID, db: db) { committed.append(t) }
             }
             try db.cachedStatement(sql: "UPDATE server_runs SET last_alive_ms = MAX(last_alive_ms, ?) WHERE id = ?")
                 .execute(arguments: [aliveAt, runID])
+            return committed
         }
     }
 
-    static func apply(_ event: HistoryEvent, runID: Int64, db: Database) throws {
+    /// Applies one event; for a transition, returns it with the id the database gave it.
+    ///
+    /// The database, not the engine, numbers transitions: the next rowid, so ids follow commit
+    /// order, and a row someone else put in the file can never collide with one of ours.
+    @discardableResult
+    static func apply(_ event: HistoryEvent, runID: Int64, db: Database) throws -> Transition? {
         switch event {
-        case .transition(let t):
+        case .transition(var t):
             try db.cachedStatement(
                 sql: """
-                    INSERT INTO transitions (id, agent_id, from_state, to_state, reason, effective_at_ms, detected_at_ms, session_id)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO transitions (agent_id, from_state, to_state, reason, effective_at_ms, detected_at_ms, session_id)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
                     """
             ).execute(arguments: [
-                t.id, t.agentID.rawValue, t.from?.rawValue, t.to.rawValue, t.reason.rawValue, t.effectiveAt, t.detectedAt, t.sessionID,
+                t.agentID.rawValue, t.from?.rawValue, t.to.rawValue, t.reason.rawValue, t.effectiveAt, t.detectedAt, t.sessionID,
             ])
+            t.id = db.lastInsertedRowID
             try db.cachedStatement(
                 sql: """
                     INSERT INTO agents (id, state, state_since_ms, first_seen_ms) VALUES (?, ?, ?, ?)
                     ON CONFLICT (id) DO UPDATE SET state = excluded.state, state_since_ms = excluded.state_since_ms
                     """
             ).execute(arguments: [t.agentID.rawValue, t.to.rawValue, t.effectiveAt, t.effectiveAt])
+            return t
         case .sessionOpened(let s):
             try db.cachedStatement(
                 sql: """
@@ -187,6 +197,7 @@ public final class SQLiteHistoryStore: HistoryStore {
         case .status(let id, let status):
             try db.cachedStatement(sql: "UPDATE agents SET status = ? WHERE id = ?").execute(arguments: [status.serialized(), id.rawValue])
         }
+        return nil
     }
 
     // MARK: Reading

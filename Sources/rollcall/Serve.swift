@@ -42,7 +42,11 @@ struct Serve: AsyncParsableCommand {
         help: "New agent connections per second, server-wide (beyond: 429 with Retry-After); also paces the warm-up after a restart.")
     var maxHandshakesPerSecond: Double = 2_000
 
+    @Option(name: .customLong("max-watchers"), help: "Most /v1/watch streams at once (beyond: 429 before the upgrade).")
+    var maxWatchers: Int = 1_000
+
     func validate() throws {
+        guard maxWatchers > 0 else { throw ValidationError("--max-watchers must be positive, e.g. --max-watchers 1000") }
         if let adminTokenFile, !FileManager.default.isReadableFile(atPath: adminTokenFile) {
             throw ValidationError("--admin-token-file \(adminTokenFile) cannot be read")
         }
@@ -63,6 +67,7 @@ struct Serve: AsyncParsableCommand {
         var configuration = options.serverConfiguration()
         configuration.allowOpenBeyondLoopback = allowOpenRemote
         configuration.limits.maxConnections = maxConnections
+        configuration.limits.maxWatchers = maxWatchers
         configuration.maxMessageBytes = maxMessageBytes
         configuration.limits.messagesPerSecond = maxMessagesPerSecond
         configuration.limits.messageBurst = maxMessagesPerSecond * 2

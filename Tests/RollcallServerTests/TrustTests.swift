@@ -89,9 +89,25 @@ import Testing
                 ])
                 #expect(status == 1)
                 #expect(output.contains("already in use"), "\(output)")
-                let size = (try? FileManager.default.attributesOfItem(atPath: other)[.size] as? Int) ?? 0
-                #expect(size == 0, "no schema, no run row: the file is as empty as it was made")
+                #expect(!FileManager.default.fileExists(atPath: other), "no file, no schema, no run row")
             }
+        }
+    }
+
+    @Test func aRowSomeoneElseWroteNeverCostsAnAgentItsHistory() async throws {
+        try await LiveServer.with { server in
+            // Someone writes a row with the id the server would otherwise give next.
+            let next = server.app.hub.lastID + 1
+            _ = try sqlite3Write(
+                server.databasePath,
+                "INSERT INTO transitions (id, agent_id, from_state, to_state, reason, effective_at_ms, detected_at_ms) VALUES (\(next), 'intruder', NULL, 'offline', 'removed', 1, 1)"
+            )
+            let ws = try await TestWebSocket.connect(server.wsBase + "/v1/agent?id=victim-1")
+            _ = try await ws.nextServerMessage()
+            let t = try await server.transitions.waitFor(agent: "victim-1", to: .online)
+            #expect(t.id > next, "the database numbers transitions: the next free id")
+            try await waitForRows(server.databasePath, "SELECT id FROM transitions WHERE agent_id = 'victim-1'", [String(t.id)])
+            #expect(try await httpGET(port: server.port, "/metrics").body.contains("rollcall_history_events_dropped_total 0"))
         }
     }
 
@@ -101,11 +117,10 @@ import Testing
             let path = dir.appendingPathComponent("rollcall.db").path
             let configuration = LiveServer.testConfiguration(databasePath: path)
             try await LiveServer.run(configuration: configuration, logger: recorder.logger(level: .error)) { server in
-                // Someone writes a row with the id the server will give its next transition.
-                let next = server.app.hub.lastID + 1
+                // An analyst's trigger that refuses one agent's transitions.
                 _ = try sqlite3Write(
                     path,
-                    "INSERT INTO transitions (id, agent_id, from_state, to_state, reason, effective_at_ms, detected_at_ms) VALUES (\(next), 'intruder', NULL, 'offline', 'removed', 1, 1)"
+                    "CREATE TRIGGER refuse_victim BEFORE INSERT ON transitions WHEN NEW.agent_id = 'victim-1' BEGIN SELECT RAISE(ABORT, 'not this one'); END"
                 )
                 let a = try await TestWebSocket.connect(server.wsBase + "/v1/agent?id=victim-1")
                 _ = try await a.nextServerMessage()
@@ -118,6 +133,7 @@ import Testing
                 let metrics = try await httpGET(port: server.port, "/metrics").body
                 #expect(metrics.contains("rollcall_history_events_dropped_total 1"), "\(metrics)")
                 #expect(server.presence.outbox.depth == 0, "nothing is held back")
+                _ = try sqlite3Write(path, "DROP TRIGGER refuse_victim")
             }
             #expect(recorder.all.contains { $0.contains("set aside") && $0.contains("victim-1") })
             #expect(try sqlite3(path, "SELECT stop_reason FROM server_runs") == ["graceful"], "the final flush succeeded")
@@ -428,7 +444,7 @@ final class SlowReads: HistoryStore {
     }
 
     func startRun(now: Millis, pid: Int32, version: String) throws -> RunStart { try base.startRun(now: now, pid: pid, version: version) }
-    func write(_ events: [HistoryEvent], runID: Int64, aliveAt: Millis) throws { try base.write(events, runID: runID, aliveAt: aliveAt) }
+    func write(_ events: [HistoryEvent], runID: Int64, aliveAt: Millis) throws -> [Transition] { try base.write(events, runID: runID, aliveAt: aliveAt) }
     func finishRun(_ runID: Int64, now: Millis) throws { try base.finishRun(runID, now: now) }
     func agents(_ query: AgentQuery) throws -> [StoredAgent] { try base.agents(query) }
     func agent(_ id: String) throws -> StoredAgent? {
