@@ -127,7 +127,8 @@ public struct RollcallApplication: Sendable {
         }
         let presence = Presence(engine: engine, clock: clock, outbox: Outbox(), logger: logger)
         // The hub starts at the newest committed id, with every agent's committed state.
-        let hub = TransitionHub(ringCapacity: configuration.transitionRing, lastID: start.nextTransitionID - 1)
+        let hub = TransitionHub(
+            ringCapacity: configuration.transitionRing, lastID: start.nextTransitionID - 1, catchUpPagesPerSecond: configuration.catchUpPagesPerSecond)
         for agent in start.agents {
             guard let id = AgentID(agent.id) else { continue }
             hub.seed(id, state: agent.state, since: agent.stateSince)

@@ -85,6 +85,8 @@ struct RollcallChannel: ServerChildChannel, HTTPChannelHandler {
                             let handler = AgentChannelHandler(presence: presence, request: request, configuration: configuration, logger: logger)
                             try channel.pipeline.syncOperations.addHandler(handler)
                         case .success(.watch(let request))?:
+                            // A watcher that does not read holds at most this much in the kernel.
+                            try channel.syncOptions?.setOption(ChannelOptions.socketOption(.so_sndbuf), value: configuration.watcherSendBuffer)
                             let handler = WatchChannelHandler(
                                 presence: presence, hub: hub, store: store, request: request, maxBuffered: configuration.maxWatcherBuffer,
                                 slowReaderGrace: configuration.limits.slowReaderGrace, logger: logger)

@@ -20,6 +20,13 @@ public struct ServerConfiguration: Sendable {
     public var limits = GatewayLimits()
     /// Unsent events a watcher may fall behind by before it is closed (4100, with its cursor).
     public var maxWatcherBuffer: Int = 20_000
+    /// The kernel's send buffer of a watch socket (`SO_SNDBUF`), bounding what a watcher that
+    /// does not read costs in kernel memory and in frames written for nothing.
+    public var watcherSendBuffer: Int = 128 * 1024
+    /// Pages of 256 transitions that all watchers catching up may be sent per second together
+    /// (bursts of a tenth of that): replaying history is paced so it never crowds the agents
+    /// off the event loops, however many watchers replay at once.
+    public var catchUpPagesPerSecond: Double = 200
     /// Recent transitions kept in memory for watchers that resume.
     public var transitionRing: Int = 100_000
     /// PEM certificate chain and private key: with both, the port serves `wss://` and `https://`.

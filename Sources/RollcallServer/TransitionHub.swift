@@ -54,11 +54,17 @@ public final class TransitionHub: Sendable {
     private let state: Mutex<State>
     /// How many recent transitions stay in memory.
     public let ringCapacity: Int
+    /// Shared by every watcher catching up: pages per second, server-wide.
+    private let catchUp: Mutex<TokenBucket>
 
-    public init(ringCapacity: Int = 100_000, lastID: Int64 = 0) {
+    public init(ringCapacity: Int = 100_000, lastID: Int64 = 0, catchUpPagesPerSecond: Double = 200) {
         self.ringCapacity = ringCapacity
         self.state = Mutex(State(lastID: lastID))
+        self.catchUp = Mutex(TokenBucket(rate: catchUpPagesPerSecond, burst: max(1, catchUpPagesPerSecond / 10)))
     }
+
+    /// Whether a watcher catching up may send a page now.
+    func mayCatchUp() -> Bool { catchUp.withLock { $0.take() } }
 
     /// Seeds an agent's committed state (at start, or when one is registered) without an event.
     public func seed(_ id: AgentID, state presence: PresenceState, since: Millis) {

@@ -145,10 +145,10 @@ final class WatchChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
         var pages = 0
         defer { if wrote { context.flush() } }
         while phase == .pulling, !fetching, context.channel.isWritable {
-            if pages == Self.pagesPerTurn {
-                // Yield the loop; continue on its next turn.
+            if pages == Self.pagesPerTurn || !hub.mayCatchUp() {
+                // Yield the loop (and wait for the server-wide catch-up budget); continue later.
                 let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-                context.eventLoop.execute {
+                context.eventLoop.scheduleTask(in: pages == Self.pagesPerTurn ? .zero : .milliseconds(10)) {
                     let (handler, context) = loopBound.value
                     handler.pump(context: context)
                 }

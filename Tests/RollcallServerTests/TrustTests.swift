@@ -203,7 +203,7 @@ import Testing
     @Test func aWatcherThatNeverReadsAnOldCursorHoldsNoHistoryInMemory() async throws {
         try await withTemporaryDirectory { dir in
             let path = dir.appendingPathComponent("rollcall.db").path
-            try Self.fillHistory(path: path, transitions: 200_000)
+            try await Self.fillHistory(path: path, transitions: 200_000)
             let configuration = LiveServer.testConfiguration(databasePath: path)
             try await LiveServer.run(configuration: configuration) { server in
                 let before = residentBytes()
@@ -228,8 +228,70 @@ import Testing
         }
     }
 
+    @Test func watchersCatchingUpOnALongHistoryDoNotDelayAnAgentsAcks() async throws {
+        try await withTemporaryDirectory { dir in
+            let path = dir.appendingPathComponent("rollcall.db").path
+            try await Self.fillHistory(path: path, transitions: 50_000)
+            var configuration = LiveServer.testConfiguration(databasePath: path)
+            // Tests run a debug build, some twenty times slower per frame than a release one: the
+            // server-wide replay budget is scaled down to match (the default is 200 pages/s).
+            configuration.catchUpPagesPerSecond = 10
+            try await LiveServer.run(configuration: configuration) { server in
+                let agent = try await RawWebSocket.connect(port: server.port, path: "/v1/agent?id=steady-1&interval_ms=1000")
+                _ = try await agent.next()
+                let watchers = Mutex2<[RawWebSocket]>([])
+                let worst = try await withThrowingTaskGroup(of: Duration.self) { group in
+                    // The agent beats every 250 ms for 4 s; no beat may be so late that it goes
+                    // suspect (1.5 s of silence). Before replays were paced and read off the event
+                    // loops, the server stalled for many seconds here.
+                    group.addTask {
+                        var worst: Duration = .zero
+                        for seq in 1...16 {
+                            let sent = ContinuousClock.now
+                            try await agent.sendText(#"{"type":"heartbeat","seq":\#(seq)}"#)
+                            _ = try await agent.next()
+                            worst = max(worst, ContinuousClock.now - sent)
+                            try await Task.sleep(for: .milliseconds(250))
+                        }
+                        return worst
+                    }
+                    // Meanwhile sixty strangers replay the whole history at once and never read it.
+                    group.addTask {
+                        for _ in 0..<60 {
+                            let w = try await RawWebSocket.connect(port: server.port, path: "/v1/watch?after=0")
+                            #expect(w.status == 101)
+                            try? await w.stopReading()
+                            watchers.withLock { $0.append(w) }
+                        }
+                        return .zero
+                    }
+                    var worst: Duration = .zero
+                    for try await d in group { worst = max(worst, d) }
+                    return worst
+                }
+                #expect(server.transitions.of("steady-1").map(\.reason) == [.connected], "never suspect; slowest ack \(worst)")
+                for w in watchers.withLock({ $0 }) { await w.drop() }
+            }
+        }
+    }
+
     /// A history of `transitions` rows for 1,000 agents, as a long-running server leaves it.
-    static func fillHistory(path: String, transitions: Int) throws {
+    /// Written on a thread of its own: seconds of SQLite on Swift's cooperative pool would stall
+    /// every other test running beside this one.
+    static func fillHistory(path: String, transitions: Int) async throws {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+            Thread.detachNewThread {
+                do {
+                    try fillHistoryNow(path: path, transitions: transitions)
+                    continuation.resume()
+                } catch {
+                    continuation.resume(throwing: error)
+                }
+            }
+        }
+    }
+
+    static func fillHistoryNow(path: String, transitions: Int) throws {
         let store = try SQLiteHistoryStore(path: path)
         try store.writer.write { db in
             let statement = try db.makeStatement(
