@@ -21,6 +21,9 @@ public final class Outbox: Sendable {
         /// update per agent, not one per message.
         var hellos: [AgentID: Hello] = [:]
         var statuses: [AgentID: JSONValue] = [:]
+        /// Sessions opened whose rows are not committed yet, so the API can show an agent's open
+        /// session from the moment of its `welcome`.
+        var unwrittenSessions: [AgentID: SessionStart] = [:]
     }
     private let state = Mutex(State())
     /// Events the writer has taken but not yet committed.
@@ -29,8 +32,24 @@ public final class Outbox: Sendable {
     public init() {}
 
     public func append(_ event: HistoryEvent) {
-        state.withLock { $0.events.append(event) }
+        state.withLock { s in
+            s.events.append(event)
+            if case .sessionOpened(let start) = event { s.unwrittenSessions[start.agentID] = start }
+        }
     }
+
+    /// The writer is done with these events (committed, or set aside): their sessions are the
+    /// history's to show now.
+    func settled(_ events: some Sequence<HistoryEvent>) {
+        state.withLock { s in
+            for case .sessionOpened(let start) in events where s.unwrittenSessions[start.agentID]?.id == start.id {
+                s.unwrittenSessions.removeValue(forKey: start.agentID)
+            }
+        }
+    }
+
+    /// An agent's newest session while its row is not committed yet.
+    func unwrittenSession(of agent: AgentID) -> SessionStart? { state.withLock { $0.unwrittenSessions[agent] } }
 
     func hello(_ hello: Hello, for agent: AgentID) {
         state.withLock { $0.hellos[agent] = hello }

@@ -36,15 +36,9 @@ public final class ConnectionHandle: Sendable {
 /// is dropped; the history writer commits the outbox and only then publishes transitions to the
 /// ``TransitionHub``. Credentials live in ``Admission``; ping pacing in the sweeper.
 public final class Presence: Sendable {
-    struct Connection {
-        var handle: ConnectionHandle
-        /// The session as opened, so the API can show it before its row is written.
-        var start: SessionStart
-    }
-
     struct State {
         var engine: LivenessEngine
-        var connections: [Int64: Connection] = [:]
+        var connections: [Int64: ConnectionHandle] = [:]
         var stopping = false
     }
 
@@ -82,9 +76,7 @@ public final class Presence: Sendable {
                 request.agentID, requestedIntervalMs: request.requestedIntervalMs, bootID: request.bootID, remoteAddress: remoteAddress,
                 now: now)
             let closes = apply(accepted.effects, state: &s)
-            for case .sessionOpened(let start) in accepted.effects {
-                s.connections[accepted.sessionID] = Connection(handle: handle, start: start)
-            }
+            s.connections[accepted.sessionID] = handle
             return (accepted, closes)
         }
         perform(closes)
@@ -177,7 +169,7 @@ public final class Presence: Sendable {
 
     /// The handles of those of `sessions` still open.
     func handles(_ sessions: some Sequence<Int64>) -> [ConnectionHandle] {
-        state.withLock { s in sessions.compactMap { s.connections[$0]?.handle } }
+        state.withLock { s in sessions.compactMap { s.connections[$0] } }
     }
 
     // MARK: Operators
@@ -211,12 +203,10 @@ public final class Presence: Sendable {
         state.withLock { $0.engine.status(of: id) }
     }
 
-    /// The agent's open session as it was opened, while it is open.
-    public func openSession(of id: AgentID) -> SessionStart? {
-        state.withLock { s in
-            guard let session = s.engine.status(of: id)?.sessionID else { return nil }
-            return s.connections[session]?.start
-        }
+    /// The agent's open session as it was opened, while its row is not committed yet.
+    public func unwrittenSession(of id: AgentID) -> SessionStart? {
+        guard let session = status(of: id)?.sessionID, let start = outbox.unwrittenSession(of: id), start.id == session else { return nil }
+        return start
     }
 
     public func countsByState() -> [PresenceState: Int] {
@@ -242,7 +232,7 @@ public final class Presence: Sendable {
             case .sessionOpened(let start): outbox.append(.sessionOpened(start))
             case .sessionClosed(let end): outbox.append(.sessionClosed(end))
             case .close(let session, let code, let reason):
-                if let connection = s.connections.removeValue(forKey: session) { closes.append((connection.handle, code, reason)) }
+                if let handle = s.connections.removeValue(forKey: session) { closes.append((handle, code, reason)) }
             }
         }
         return closes

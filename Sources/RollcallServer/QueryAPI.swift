@@ -349,7 +349,7 @@ struct QueryAPI: Sendable {
         let limit = try intParameter(request, "limit", in: 1...1000, default: 50)
         var rows = try await read { try $0.sessions(agent: id, before: before, limit: Int(limit)) }
         // The open session is live before its row is committed: show it from presence.
-        if let agentID = AgentID(id), let open = presence.openSession(of: agentID), open.id < before, !rows.contains(where: { $0.id == open.id }),
+        if let agentID = AgentID(id), let open = presence.unwrittenSession(of: agentID), open.id < before, !rows.contains(where: { $0.id == open.id }),
             rows.first.map({ $0.id < open.id }) ?? true
         {
             let live = presence.status(of: agentID)
@@ -437,12 +437,16 @@ struct QueryAPI: Sendable {
         members.append(("status", agentID.flatMap { presence.outbox.pendingStatus(of: $0) } ?? .stored(row.status)))
         members.append(("interval_ms", .int(live?.intervalMs ?? row.intervalMs)))
         members.append(("timeout_ms", .int(live?.timeoutMs ?? row.timeoutMs)))
-        if let live, let session = live.sessionID, let open = agentID.flatMap({ presence.openSession(of: $0) }), open.id == session {
+        if let live, let session = live.sessionID {
+            // From the history, or, just after the welcome, from the session not yet written.
+            let written = try await read { try $0.sessions(agent: id, before: session + 1, limit: 1).first }.flatMap { $0.id == session ? $0 : nil }
+            let unwritten = agentID.flatMap { presence.unwrittenSession(of: $0) }
             members.append(
                 ("session",
                  .object([
-                    ("id", .int(session)), ("started_at", .time(open.startedAt)),
-                    ("remote_addr", .str(open.remoteAddress)), ("boot_id", .str(open.bootID)),
+                    ("id", .int(session)), ("started_at", .time(written?.startedAt ?? unwritten?.startedAt)),
+                    ("remote_addr", .str(written?.remoteAddress ?? unwritten?.remoteAddress)),
+                    ("boot_id", .str(written?.bootID ?? unwritten?.bootID)),
                     ("heartbeats", .int(live.heartbeats)),
                  ])))
         } else {

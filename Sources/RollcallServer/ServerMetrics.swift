@@ -81,12 +81,15 @@ public final class ServerMetrics: Sendable {
         batchEvents.record(Double(events))
     }
 
-    func transition(_ t: Transition) {
+    /// Counts one event of a labelled counter family (the registry keeps one counter per label set).
+    private func count(_ metric: String, _ help: String, _ labels: [(String, String)]) {
         registry.makeCounter(
-            descriptor: MetricNameDescriptor(
-                namespace: "rollcall", metricName: "transitions", unitName: "total", helpText: "Committed presence transitions by target state and reason."),
-            labels: [("to", t.to.rawValue), ("reason", t.reason.rawValue)]
+            descriptor: MetricNameDescriptor(namespace: "rollcall", metricName: metric, unitName: "total", helpText: help), labels: labels
         ).increment()
+    }
+
+    func transition(_ t: Transition) {
+        count("transitions", "Committed presence transitions by target state and reason.", [("to", t.to.rawValue), ("reason", t.reason.rawValue)])
     }
 
     /// A history transaction failed (it is retried; nothing is lost unless `historyEventDropped`).
@@ -96,21 +99,11 @@ public final class ServerMetrics: Sendable {
     func historyEventDropped() { eventsDropped.increment() }
 
     func refused(_ cause: String) {
-        registry.makeCounter(
-            descriptor: MetricNameDescriptor(
-                namespace: "rollcall", metricName: "handshake_refusals", unitName: "total",
-                helpText: "Requests refused before the upgrade (and watchers closed for lagging), by cause."),
-            labels: [("cause", cause)]
-        ).increment()
+        count("handshake_refusals", "Requests refused before the upgrade, by cause.", [("cause", cause)])
     }
 
     func violated(_ cause: String) {
-        registry.makeCounter(
-            descriptor: MetricNameDescriptor(
-                namespace: "rollcall", metricName: "protocol_violations", unitName: "total",
-                helpText: "Connections closed for breaking the protocol, by cause."),
-            labels: [("cause", cause)]
-        ).increment()
+        count("protocol_violations", "Connections closed for breaking the protocol (and watchers closed for lagging), by cause.", [("cause", cause)])
     }
 
     /// The Prometheus text exposition, with the levels read now.

@@ -146,7 +146,7 @@ struct HistoryWriterService: Service {
 
     /// Commits one batch on the writer thread, then publishes its transitions.
     func commit(_ batch: [HistoryEvent]) async throws {
-        let (store, runID, hub, metrics, now) = (store, runID, hub, presence.counters.metrics, presence.clock.now())
+        let (store, runID, hub, metrics, now, outbox) = (store, runID, hub, presence.counters.metrics, presence.clock.now(), outbox)
         let logger = self.logger
         try await threads.write {
             let started = ContinuousClock.now
@@ -160,6 +160,7 @@ struct HistoryWriterService: Service {
             }
             // Durable now: only from here on may anyone see these ids.
             hub.publish(transitions)
+            outbox.settled(batch)
         }
     }
 
@@ -179,6 +180,7 @@ struct HistoryWriterService: Service {
                 try await commit(Array(part))
             } catch {
                 if part.count == 1 {
+                    outbox.settled(part)
                     presence.counters.metrics.historyEventDropped()
                     logger.critical(
                         "history event refused by the database; set aside so the rest is written",

@@ -46,7 +46,9 @@ public final class TransitionHub: Sendable {
         var streams: [Int: AsyncStream<Transition>.Continuation] = [:]
         var loops: [ObjectIdentifier: LoopGroup] = [:]
         var nextID = 0
-        var recent = Deque<PublishedTransition>()
+        /// Kept as values, not encoded: 100,000 messages would be tens of megabytes for the
+        /// rare watcher that resumes from one of them.
+        var recent = Deque<Transition>()
         var lastID: Int64
         var agents: [AgentID: Committed] = [:]
         var watchers = 0
@@ -79,10 +81,10 @@ public final class TransitionHub: Sendable {
         guard !transitions.isEmpty else { return }
         let batch = transitions.map(PublishedTransition.init)
         let groups = state.withLock { s -> [LoopGroup] in
-            for p in batch {
-                s.recent.append(p)
-                s.agents[p.transition.agentID] = Committed(state: p.transition.to, since: p.transition.effectiveAt)
-                s.lastID = max(s.lastID, p.id)
+            for t in transitions {
+                s.recent.append(t)
+                s.agents[t.agentID] = Committed(state: t.to, since: t.effectiveAt)
+                s.lastID = max(s.lastID, t.id)
             }
             if s.recent.count > ringCapacity { s.recent.removeFirst(s.recent.count - ringCapacity) }
             for continuation in s.streams.values { for t in transitions { continuation.yield(t) } }
@@ -151,12 +153,10 @@ public final class TransitionHub: Sendable {
     }
 
     public func page(after: Int64, limit: Int) -> Page {
-        state.withLock { s in
-            guard after < s.lastID else { return .transitions([], caughtUp: true) }
+        let page = state.withLock { s -> (ArraySlice<Transition>, Bool)? in
+            guard after < s.lastID else { return ([], true) }
             // `after < lastID` above, so `after + 1` cannot overflow.
-            guard let first = s.recent.first, first.id <= after + 1 else {
-                return .older(firstInRing: s.recent.first?.id)
-            }
+            guard let first = s.recent.first, first.id <= after + 1 else { return nil }
             // The ring is in id order: bisect for the first id after `after`.
             var low = 0
             var high = s.recent.count
@@ -165,9 +165,11 @@ public final class TransitionHub: Sendable {
                 if s.recent[mid].id <= after { low = mid + 1 } else { high = mid }
             }
             let end = min(s.recent.count, low + limit)
-            let items = Array(s.recent[low..<end])
-            return .transitions(items[...], caughtUp: end == s.recent.count)
+            return (Array(s.recent[low..<end])[...], end == s.recent.count)
         }
+        // Encoded outside the lock.
+        guard let (items, caughtUp) = page else { return .older(firstInRing: state.withLock { $0.recent.first?.id }) }
+        return .transitions(ArraySlice(items.map(PublishedTransition.init)), caughtUp: caughtUp)
     }
 
     /// Watchers of the watch stream plus in-process subscribers.
