@@ -80,7 +80,7 @@ let benchmarks: @Sendable () -> Void = {
             let id = box.nextID
             box.nextID += 1
             let row = state.fleet.rows[state.order[Int(id) % 50]]
-            state.fleet.apply(WatchTransition(id: id, agentID: row.id, from: row.state, to: row.state == .online ? .suspect : .online, reason: "x", effectiveAt: now))
+            state.fleet.apply(Transition(id: id, agentID: AgentID(row.id)!, from: row.state, to: row.state == .online ? .suspect : .online, reason: .missedHeartbeat, effectiveAt: now, detectedAt: now, sessionID: nil))
             let frame = renderer.render(state, size: size, now: now)
             blackHole(box.writer.update(to: frame))
         }
@@ -96,7 +96,7 @@ let benchmarks: @Sendable () -> Void = {
         for _ in benchmark.scaledIterations {
             let row = state.fleet.rows[Int(box.nextID) % agentCount]
             box.nextID += 1
-            state.fleet.apply(WatchTransition(id: box.nextID, agentID: row.id, from: row.state, to: .offline, reason: "x", effectiveAt: now))
+            state.fleet.apply(Transition(id: box.nextID, agentID: AgentID(row.id)!, from: row.state, to: .offline, reason: .timeout, effectiveAt: now, detectedAt: now, sessionID: nil))
             state.refreshOrder(now: now + Millis(box.nextID) * 1000)  // a second later each time: never throttled
         }
         box.state = state

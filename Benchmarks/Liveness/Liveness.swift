@@ -1,7 +1,7 @@
 // LivenessEngine with 100,000 connected agents (default configuration: interval 5 s, timeout 15 s,
 // suspect after 7.5 s of silence, fixed detector unless named otherwise).
 //
-// - signOfLife: one heartbeat, as Gateway.heartbeat calls it, round-robin over all agents with the
+// - signOfLife: one heartbeat, as Presence.heartbeat calls it, round-robin over all agents with the
 //   clock advancing so that every agent beats every 5 s (20 beats per ms). Per heartbeat (K).
 // - sweep: one call of `sweep(now:)`. The engine is copied from a prepared one before each
 //   measurement (outside it), so every sweep sees the same state. These run with scaling factor 1,
