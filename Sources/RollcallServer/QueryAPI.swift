@@ -290,27 +290,35 @@ struct QueryAPI: Sendable {
     }
 
     /// The `window` parameter as text and milliseconds; `nil` when absent and there is no default.
+    ///
+    /// 1 to 999,999 of a unit (`ms`, `s`, `m`, `h`, `d`, `w`), as the OpenAPI document's pattern
+    /// says; a window reaching before the history (or the epoch) covers all of it.
     func windowParameter(_ request: Request, default defaultWindow: String?) throws -> (text: String, ms: Int64)? {
         guard let window = request.uri.queryParameters["window"].map(String.init) ?? defaultWindow else { return nil }
-        guard let windowMs = DurationText.parseMillis(window), windowMs > 0, windowMs <= 400 * 86_400_000 else {
-            throw APIError(status: 400, code: "bad_parameter", message: "window must be a duration such as 24h, 7d or 30d (at most 400d)")
+        let digits = window.prefix { $0.isASCII && $0.isNumber }
+        guard (1...6).contains(digits.count), !digits.hasPrefix("0"), let windowMs = DurationText.parseMillis(window), windowMs > 0 else {
+            throw APIError(status: 400, code: "bad_parameter", message: "window must be a duration such as 24h, 7d or 30d (1 to 999999 of ms, s, m, h, d or w)")
         }
         return (window, windowMs)
     }
+
+    /// The start of a window ending now, never before the epoch.
+    func windowStart(_ windowMs: Int64) -> Millis { max(0, presence.clock.now() - windowMs) }
 
     func uptime(_ id: String, request: Request) async throws -> Response {
         _ = try await requireAgent(id)
         let (window, windowMs) = try windowParameter(request, default: "24h")!
         let now = presence.clock.now()
+        let from = max(0, now - windowMs)
         let (u, days) = try await read { store in
             (
-                try store.uptime(agent: id, from: now - windowMs, to: now, now: now),
-                try store.uptimeDaily(agent: id, fromDay: Timestamp.day(now - windowMs), now: now)
+                try store.uptime(agent: id, from: from, to: now, now: now),
+                try store.uptimeDaily(agent: id, fromDay: Timestamp.day(from), now: now)
             )
         }
         return jsonResponse(
             .object([
-                ("id", .string(id)), ("window", .string(window)), ("from", .time(now - windowMs)), ("to", .time(now)),
+                ("id", .string(id)), ("window", .string(window)), ("from", .time(from)), ("to", .time(now)),
                 ("online_ms", .int(u.onlineMs)), ("suspect_ms", .int(u.suspectMs)), ("offline_ms", .int(u.offlineMs)),
                 ("unknown_ms", .int(u.unknownMs)), ("uptime_ratio", u.ratio.map { .number($0) } ?? .null),
                 ("days", .array(days.map { d in
@@ -328,11 +336,8 @@ struct QueryAPI: Sendable {
         let after = try intParameter(request, "after", in: 0...Int64.max, default: 0)
         let limit = try intParameter(request, "limit", in: 1...1000, default: 100)
         let before = request.uri.queryParameters["before"] == nil ? nil : try intParameter(request, "before", in: 1...Int64.max, default: Int64.max)
-        if before != nil, request.uri.queryParameters["after"] != nil {
-            throw APIError(status: 400, code: "bad_parameter", message: "after (oldest first) and before (newest first) cannot be combined")
-        }
         let window = try windowParameter(request, default: nil)
-        let from = window.map { presence.clock.now() - $0.ms }
+        let from = window.map { windowStart($0.ms) }
         let rows = try await read { store in
             if from != nil || before != nil {
                 return try store.transitions(agent: id, after: after, before: before, effectiveFrom: from ?? Int64.min, limit: Int(limit))
@@ -410,7 +415,7 @@ struct QueryAPI: Sendable {
         let (rows, stats) = try await read { store -> ([StoredAgent], [String: FleetStats]) in
             let rows = try store.agents(fixedQuery)
             guard let window, let first = rows.first, let last = rows.last else { return (rows, [:]) }
-            return (rows, try store.fleetStats(first: first.id, last: last.id, from: now - window.ms, now: now))
+            return (rows, try store.fleetStats(first: first.id, last: last.id, from: max(0, now - window.ms), now: now))
         }
         var items = rows.map { members(of: $0) }
         if window != nil {

@@ -150,7 +150,7 @@ public protocol HistoryStore: Sendable {
     func agent(_ id: String) throws -> StoredAgent?
     func transitions(agent: String?, after: Int64, limit: Int) throws -> [Transition]
     /// One agent's transitions whose effective time is at or after `effectiveFrom`: oldest first
-    /// after `after`, or, with `before`, newest first below it.
+    /// after `after`, or, with `before`, newest first between `after` and `before`.
     func transitions(agent: String, after: Int64, before: Int64?, effectiveFrom: Millis, limit: Int) throws -> [Transition]
     /// Uptime and flaps between `from` and `now` for every agent whose id is in `first...last`.
     func fleetStats(first: String, last: String, from: Millis, now: Millis) throws -> [String: FleetStats]

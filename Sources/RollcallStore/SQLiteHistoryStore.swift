@@ -254,8 +254,9 @@ public final class SQLiteHistoryStore: HistoryStore {
         try writer.read { db in
             if let before {
                 return try Row.fetchAll(
-                    db, sql: "SELECT * FROM transitions WHERE agent_id = ? AND id < ? AND effective_at_ms >= ? ORDER BY id DESC LIMIT ?",
-                    arguments: [agent, before, effectiveFrom, limit]
+                    db,
+                    sql: "SELECT * FROM transitions WHERE agent_id = ? AND id > ? AND id < ? AND effective_at_ms >= ? ORDER BY id DESC LIMIT ?",
+                    arguments: [agent, after, before, effectiveFrom, limit]
                 ).compactMap(Self.transition(from:))
             }
             return try Row.fetchAll(

@@ -87,7 +87,14 @@ import Testing
             guard case .array(let latest)? = newest["transitions"] else { Issue.record("no transitions"); return }
             #expect(latest.map { $0["to"]?.stringValue } == ["online", "offline"], "newest first")
             #expect(newest["next_cursor"]?.int64Value == latest.last?["id"]?.int64Value)
-            #expect(try await httpGET(port: server.port, "/v1/agents/flap-1/transitions?before=5&after=1").status == 400)
+            // Both bounds: the ids between them, newest first.
+            let ids = items.compactMap { $0["id"]?.int64Value }
+            let between = try JSONParser.parse(
+                try await httpGET(port: server.port, "/v1/agents/flap-1/transitions?after=\(ids[0])&before=\(ids[2])").body)
+            guard case .array(let middle)? = between["transitions"] else { Issue.record("no transitions"); return }
+            #expect(middle.compactMap { $0["id"]?.int64Value } == [ids[1]])
+            #expect(try await httpGET(port: server.port, "/v1/agents/flap-1/uptime?window=999999w").status == 200, "a window before the history covers all of it")
+            #expect(try await httpGET(port: server.port, "/v1/agents/flap-1/uptime?window=1000000d").status == 400)
             #expect(try await httpGET(port: server.port, "/v1/agents?window=never").status == 400)
         }
     }
