@@ -1,5 +1,9 @@
 /// A binary min-heap of (due, slot) pairs: one structure serves the deadlines of every agent.
 ///
+/// Written here rather than taken from swift-collections' `Heap` because `RollcallCore` has no
+/// dependencies at all (the agent links it, and `scripts/fuzz` compiles its sources alone with
+/// `swiftc`); it is forty lines, and only `push`, `top` and `pop` are needed.
+///
 /// Entries are never removed early: when an agent's deadline moves, the owner pushes a new
 /// entry and ignores the stale one when it surfaces. Each agent therefore has at most a couple
 /// of entries, and a heartbeat does not touch the heap at all.
