@@ -19,6 +19,9 @@ public enum AgentSessionOutcome: Sendable, Equatable {
     case failed(String)
     /// The server refused the handshake with this answer.
     case refused(HandshakeRefusal)
+    /// A TLS setting that retrying cannot heal (an unreadable CA file, a certificate the CA does
+    /// not vouch for or that names another host): the agent says so and exits.
+    case misconfigured(String)
 }
 
 /// Observations an embedding program (the demo, tests) may want.
@@ -89,6 +92,8 @@ public struct AgentRunner: Sendable {
                         throw AgentStop(exitCode: 69, message: "cannot reach the server at \(configuration.serverURL) for \(limit): \(why)")
                     }
                 }
+            case .misconfigured(let why):
+                throw AgentStop(exitCode: 78, message: why)
             case .saidGoodbye:
                 return
             }
@@ -182,8 +187,29 @@ public struct AgentRunner: Sendable {
             {
                 return .refused(refusal)
             }
+            if let why = Self.misconfiguration(error, configuration: configuration) { return .misconfigured(why) }
             return .failed(Self.describe(error, server: configuration.serverURL))
         }
+    }
+
+    /// A sentence for the TLS failures that no retry can heal, or `nil`.
+    static func misconfiguration(_ error: any Error, configuration: AgentConfiguration) -> String? {
+        let text = "\(error)"
+        let server = configuration.serverURL
+        if text.contains("cannotUseIPAddressInSNI") {
+            return "wss:// to an IP address (\(server)) is not supported yet: use a host name that the server's certificate names"
+        }
+        if text.contains("CERTIFICATE_VERIFY_FAILED") || text.contains("certificate verify failed") {
+            let ca = configuration.caFile.map { "the CA in \($0)" } ?? "the system's trusted CAs"
+            return "the certificate of \(server) is not signed by \(ca): pass --ca with the CA that signed it (\(TerminalText.escaped(String(text.prefix(120)))))"
+        }
+        if text.lowercased().contains("hostname") && text.lowercased().contains("mismatch") {
+            return "the certificate of \(server) names another host: connect with a name the certificate names"
+        }
+        if let ca = configuration.caFile, text.contains("NIOSSL") && (text.contains("failedToLoadCertificate") || text.contains("errno") || text.contains("fileNotFound")) {
+            return "the --ca file \(ca) cannot be read as PEM certificates"
+        }
+        return nil
     }
 
     /// One sentence for a connection that failed, instead of the transport's error dump.

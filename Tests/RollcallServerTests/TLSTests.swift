@@ -44,11 +44,21 @@ import Testing
 
                 // Without the private CA the agent refuses the server's certificate.
                 let doubting = AgentConfiguration(serverURL: "wss://localhost:\(server.port)", agentID: AgentID("tls-doubt")!)
-                guard case .failed(let why) = await AgentRunner(configuration: doubting, logger: quiet).runOnce() else {
-                    Issue.record("connected without trusting the CA")
+                // Retrying cannot heal that: the agent says what to do and stops (exit 78).
+                guard case .misconfigured(let why) = await AgentRunner(configuration: doubting, logger: quiet).runOnce() else {
+                    Issue.record("connected without trusting the CA, or kept retrying")
                     return
                 }
-                #expect(why.contains("CERTIFICATE_VERIFY_FAILED"))
+                #expect(why.contains("pass --ca"), "\(why)")
+
+                // An IP literal cannot be sent as SNI by the WebSocket client: said, not retried.
+                var byAddress = AgentConfiguration(serverURL: "wss://127.0.0.1:\(server.port)", agentID: AgentID("tls-ip")!)
+                byAddress.caFile = dir.appendingPathComponent("ca.pem").path
+                guard case .misconfigured(let ipWhy) = await AgentRunner(configuration: byAddress, logger: quiet).runOnce() else {
+                    Issue.record("an IP literal was retried or connected")
+                    return
+                }
+                #expect(ipWhy.contains("IP address"), "\(ipWhy)")
                 #expect(server.transitions.of("tls-doubt").isEmpty)
 
                 // The API is served over https on the same port.
