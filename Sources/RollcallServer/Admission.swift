@@ -99,7 +99,7 @@ struct TokenBucket: Sendable {
     private mutating func refill(now: ContinuousClock.Instant) {
         let elapsed = now - last
         last = now
-        tokens = min(burst, tokens + rate * (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))
+        tokens = min(burst, tokens + rate * elapsed.seconds)
     }
 }
 

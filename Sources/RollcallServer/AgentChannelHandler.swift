@@ -359,8 +359,3 @@ enum DispatchTimeNanos {
     static func now() -> UInt64 { UInt64(NIODeadline.now().uptimeNanoseconds) }
 }
 
-extension TimeAmount {
-    init(_ duration: Duration) {
-        self = .nanoseconds(Int64(duration.components.seconds) * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
-    }
-}

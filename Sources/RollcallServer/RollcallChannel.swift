@@ -132,7 +132,7 @@ struct RollcallChannel: ServerChildChannel, HTTPChannelHandler {
             let negotiated = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: pipeline)
             // A peer that opens a connection and never finishes its request is not kept.
             let handshakeTimeout = configuration.limits.handshakeTimeout
-            let timeout = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(handshakeTimeout.components.seconds) * 1_000_000_000 + handshakeTimeout.components.attoseconds / 1_000_000_000)) {
+            let timeout = channel.eventLoop.scheduleTask(in: TimeAmount(handshakeTimeout)) {
                 presence.counters.refused("handshake_timeout")
                 presence.logger.notice("handshake timed out", metadata: ["remote": "\(channel.remoteAddress?.description ?? "-")"])
                 channel.close(promise: nil)

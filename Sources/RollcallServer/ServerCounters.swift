@@ -28,8 +28,7 @@ public final class ServerCounters: Sendable {
         rate.withLock { r in
             let elapsed = now - r.at
             guard elapsed >= .seconds(1) else { return }
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            let instant = Double(total - r.total) / seconds
+            let instant = Double(total - r.total) / elapsed.seconds
             r.perSecond = r.perSecond == 0 ? instant : r.perSecond * 0.5 + instant * 0.5
             r = (now, total, r.perSecond)
         }

@@ -309,10 +309,6 @@ extension HistoryEvent {
     }
 }
 
-extension Duration {
-    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-    var nanoseconds: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
-}
 
 /// Stops presence once the HTTP server has: any agent still present becomes `unknown`.
 struct PresenceStopService: Service {
