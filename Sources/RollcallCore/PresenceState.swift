@@ -64,7 +64,8 @@ public typealias Millis = Int64
 
 /// One change of an agent's presence, as written to the `transitions` table and the watch stream.
 public struct Transition: Sendable, Hashable {
-    /// The event cursor: increasing, gap-free within one server run.
+    /// The event cursor, increasing in commit order. The history numbers a transition when it
+    /// commits it; the engine's own number is provisional and is never shown to anyone.
     public var id: Int64
     public var agentID: AgentID
     /// `nil` for an agent's first transition.

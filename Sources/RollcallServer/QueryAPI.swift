@@ -53,7 +53,7 @@ struct QueryAPI: Sendable {
     let configuration: ServerConfiguration
 
     func register(on router: Router<BasicRequestContext>) {
-        router.add(middleware: UnroutedAnswer())
+        defer { router.add(middleware: UnroutedAnswer(routes: router.routes)) }
         router.get("/metrics") { _, _ -> Response in
             Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],

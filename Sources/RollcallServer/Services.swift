@@ -299,7 +299,8 @@ extension HistoryEvent {
     /// What the event is and whose, without any agent-supplied text (safe for a log line).
     var summary: String {
         switch self {
-        case .transition(let t): "transition \(t.id) of \(t.agentID) to \(t.to.rawValue)"
+        // Not the transition's id: the database numbers it, and this one never got a number.
+        case .transition(let t): "transition of \(t.agentID) to \(t.to.rawValue) (\(t.reason.rawValue))"
         case .sessionOpened(let s): "session \(s.id) of \(s.agentID) opened"
         case .sessionClosed(let e): "session \(e.id) of \(e.agentID) closed"
         case .counters(let c): "counters of \(c.count) sessions"

@@ -51,7 +51,6 @@ public final class TransitionHub: Sendable {
         var recent = Deque<Transition>()
         var lastID: Int64
         var agents: [AgentID: Committed] = [:]
-        var watchers = 0
     }
     private let state: Mutex<State>
     /// How many recent transitions stay in memory.
@@ -79,7 +78,6 @@ public final class TransitionHub: Sendable {
     /// Publishes a committed batch, in id order. Only the history writer calls this.
     public func publish(_ transitions: [Transition]) {
         guard !transitions.isEmpty else { return }
-        let batch = transitions.map(PublishedTransition.init)
         let groups = state.withLock { s -> [LoopGroup] in
             for t in transitions {
                 s.recent.append(t)
@@ -91,8 +89,10 @@ public final class TransitionHub: Sendable {
             return Array(s.loops.values.filter { !$0.listeners.isEmpty })
         }
         // The groups were captured with the cursor update, so a watcher that joined after this
-        // batch (its cursor includes it) is not in them, and one that joined before is.
-        let slice = batch[...]
+        // batch (its cursor includes it) is not in them, and one that joined before is. Encoded
+        // once, outside the lock, and only when some watcher will send it.
+        guard !groups.isEmpty else { return }
+        let slice = transitions.map(PublishedTransition.init)[...]
         for group in groups {
             let listeners = group.listeners
             group.execute { for listener in listeners.values { listener(slice) } }
@@ -131,7 +131,6 @@ public final class TransitionHub: Sendable {
             let id = s.nextID
             s.nextID += 1
             s.loops[loop, default: LoopGroup(execute: execute)].listeners[id] = listener
-            s.watchers += 1
             return Join(listenerID: id, cursor: s.lastID, agents: snapshot ? s.agents : nil)
         }
     }
@@ -139,7 +138,6 @@ public final class TransitionHub: Sendable {
     public func leave(loop: ObjectIdentifier, listenerID: Int) {
         state.withLock { s in
             guard s.loops[loop]?.listeners.removeValue(forKey: listenerID) != nil else { return }
-            s.watchers -= 1
             if s.loops[loop]?.listeners.isEmpty == true { s.loops.removeValue(forKey: loop) }
         }
     }
@@ -153,10 +151,14 @@ public final class TransitionHub: Sendable {
     }
 
     public func page(after: Int64, limit: Int) -> Page {
-        let page = state.withLock { s -> (ArraySlice<Transition>, Bool)? in
-            guard after < s.lastID else { return ([], true) }
+        enum Taken {
+            case items([Transition], caughtUp: Bool)
+            case older(firstInRing: Int64?)
+        }
+        let taken = state.withLock { s -> Taken in
+            guard after < s.lastID else { return .items([], caughtUp: true) }
             // `after < lastID` above, so `after + 1` cannot overflow.
-            guard let first = s.recent.first, first.id <= after + 1 else { return nil }
+            guard let first = s.recent.first, first.id <= after + 1 else { return .older(firstInRing: s.recent.first?.id) }
             // The ring is in id order: bisect for the first id after `after`.
             var low = 0
             var high = s.recent.count
@@ -165,18 +167,17 @@ public final class TransitionHub: Sendable {
                 if s.recent[mid].id <= after { low = mid + 1 } else { high = mid }
             }
             let end = min(s.recent.count, low + limit)
-            return (Array(s.recent[low..<end])[...], end == s.recent.count)
+            return .items(Array(s.recent[low..<end]), caughtUp: end == s.recent.count)
         }
+        switch taken {
+        case .older(let first): return .older(firstInRing: first)
         // Encoded outside the lock.
-        guard let (items, caughtUp) = page else { return .older(firstInRing: state.withLock { $0.recent.first?.id }) }
-        return .transitions(ArraySlice(items.map(PublishedTransition.init)), caughtUp: caughtUp)
+        case .items(let items, let caughtUp): return .transitions(items.map(PublishedTransition.init)[...], caughtUp: caughtUp)
+        }
     }
 
     /// Watchers of the watch stream plus in-process subscribers.
-    public var listenerCount: Int { state.withLock { $0.watchers + $0.streams.count } }
-
-    /// Watch-stream sockets joined now.
-    public var watcherCount: Int { state.withLock { $0.watchers } }
+    public var listenerCount: Int { state.withLock { s in s.loops.values.reduce(s.streams.count) { $0 + $1.listeners.count } } }
 
     /// Ends every subscriber's stream (the history is closed: nothing more will come).
     public func finishAll() {

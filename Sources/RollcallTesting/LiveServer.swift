@@ -34,8 +34,11 @@ public struct LiveServer: Sendable {
     }
 
     /// Runs the server for the duration of `body`, then stops it gracefully.
+    /// `logger` replaces the quiet default (a test that reads log lines passes a
+    /// ``LogRecorder``'s).
     public static func with<T: Sendable>(
         databasePath: String? = nil,
+        logger: Logger? = nil,
         configure: (inout ServerConfiguration) -> Void = { _ in },
         _ body: @Sendable (LiveServer) async throws -> T
     ) async throws -> T {
@@ -43,7 +46,7 @@ public struct LiveServer: Sendable {
             let path = databasePath ?? dir.appendingPathComponent("rollcall.db").path
             var configuration = testConfiguration(databasePath: path)
             configure(&configuration)
-            return try await run(configuration: configuration, body)
+            return try await run(configuration: configuration, logger: logger, body)
         }
     }
 

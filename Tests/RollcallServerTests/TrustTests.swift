@@ -388,38 +388,36 @@ import Testing
 
     @Test func controlBytesFromAgentsNeverReachTheLogOrTheOperatorsTerminal() async throws {
         let recorder = LogRecorder()
-        try await withTemporaryDirectory { dir in
-            let path = dir.appendingPathComponent("rollcall.db").path
-            let configuration = LiveServer.testConfiguration(databasePath: path)
-            try await LiveServer.run(configuration: configuration, logger: recorder.logger(level: .debug)) { server in
-                let forged = try await RawWebSocket.connect(port: server.port, path: "/v1/agent?id=x%0Aforged%1B%5B2J")
-                #expect(forged.status == 400)
-                let echoed = try await RawWebSocket.connect(port: server.port, path: "/v1/agent?id=ok-1&interval_ms=%0Aforged%1B%5B2J")
-                #expect(echoed.status == 400)
-                let ws = try await TestWebSocket.connect(server.wsBase + "/v1/agent?id=evil-1")
-                _ = try await ws.nextServerMessage()
-                try await ws.send(
-                    text: #"{"type":"hello","hostname":"h\u001b[2Jost","agent_version":"1\u009b31m","labels":{"env\u001b]0;pwned\u0007":"p\u202erod"}}"#)
-                try await ws.send(text: #"{"type":"heartbeat","seq":1,"status":{"note":"\u001b[31mred"}}"#)
-                _ = try await ws.nextServerMessage()
-                try await ws.send(text: #"{"type":"bye","reason":"\u001b[2Jgone\nforged line"}"#)
-                try await ws.close()
-                try await server.transitions.waitFor(agent: "evil-1", to: .offline)
-                try await waitForRows(path, "SELECT hostname IS NOT NULL FROM agents WHERE id = 'evil-1'", ["1"])
+        try await LiveServer.with(logger: recorder.logger(level: .debug)) { server in
+            let path = server.databasePath
+            let forged = try await RawWebSocket.connect(port: server.port, path: "/v1/agent?id=x%0Aforged%1B%5B2J")
+            #expect(forged.status == 400)
+            let echoed = try await RawWebSocket.connect(port: server.port, path: "/v1/agent?id=ok-1&interval_ms=%0Aforged%1B%5B2J")
+            #expect(echoed.status == 400)
+            let ws = try await TestWebSocket.connect(server.wsBase + "/v1/agent?id=evil-1")
+            _ = try await ws.nextServerMessage()
+            try await ws.send(
+                text: #"{"type":"hello","hostname":"h\u001b[2Jost","agent_version":"1\u009b31m","labels":{"env\u001b]0;pwned\u0007":"p\u202erod"}}"#)
+            try await ws.send(text: #"{"type":"heartbeat","seq":1,"status":{"note":"\u001b[31mred"}}"#)
+            _ = try await ws.nextServerMessage()
+            try await ws.send(text: #"{"type":"bye","reason":"\u001b[2Jgone\nforged line"}"#)
+            try await ws.close()
+            try await server.transitions.waitFor(agent: "evil-1", to: .offline)
+            try await waitForRows(path, "SELECT hostname IS NOT NULL FROM agents WHERE id = 'evil-1'", ["1"])
 
-                let cli = productsDirectory.appendingPathComponent("rollcall").path
-                for arguments in [["agents", "show", "evil-1"], ["agents", "list"], ["history", "evil-1"], ["status"]] {
-                    let (status, output) = try await runProcess([cli] + arguments + ["--server", server.httpBase])
-                    #expect(status == 0, "\(arguments): \(output)")
-                    #expect(!output.unicodeScalars.contains { ($0.value < 0x20 && $0 != "\n") || (0x7F...0x9F).contains($0.value) || $0.value == 0x202E },
-                        "\(arguments) printed control characters: \(output.debugDescription)")
-                }
+            let cli = productsDirectory.appendingPathComponent("rollcall").path
+            for arguments in [["agents", "show", "evil-1"], ["agents", "list"], ["history", "evil-1"], ["status"]] {
+                let (status, output) = try await runProcess([cli] + arguments + ["--server", server.httpBase])
+                #expect(status == 0, "\(arguments): \(output)")
+                #expect(!output.unicodeScalars.contains { ($0.value < 0x20 && $0 != "\n") || (0x7F...0x9F).contains($0.value) || $0.value == 0x202E },
+                    "\(arguments) printed control characters: \(output.debugDescription)")
             }
-            let lines = recorder.all
-            #expect(!lines.isEmpty)
-            for line in lines {
-                #expect(!line.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }, "\(line.debugDescription)")
-            }
+        }
+        // Every line, the shutdown's included.
+        let lines = recorder.all
+        #expect(!lines.isEmpty)
+        for line in lines {
+            #expect(!line.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) }, "\(line.debugDescription)")
         }
     }
 
