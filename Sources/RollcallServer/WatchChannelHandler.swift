@@ -146,9 +146,11 @@ final class WatchChannelHandler: ChannelInboundHandler, RemovableChannelHandler 
         defer { if wrote { context.flush() } }
         while phase == .pulling, !fetching, context.channel.isWritable {
             if pages == Self.pagesPerTurn || !hub.mayCatchUp() {
-                // Yield the loop (and wait for the server-wide catch-up budget); continue later.
+                // Yield the loop; or, out of the server-wide catch-up budget, try again after a
+                // random 20–100 ms, so a thousand waiting watchers do not all wake every few ms.
                 let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-                context.eventLoop.scheduleTask(in: pages == Self.pagesPerTurn ? .zero : .milliseconds(10)) {
+                let wait: TimeAmount = pages == Self.pagesPerTurn ? .zero : .milliseconds(Int64.random(in: 20...100))
+                context.eventLoop.scheduleTask(in: wait) {
                     let (handler, context) = loopBound.value
                     handler.pump(context: context)
                 }
