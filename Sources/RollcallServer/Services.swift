@@ -1,8 +1,10 @@
+import Foundation
 import Logging
 import NIOPosix
 import RollcallCore
 import RollcallStore
 import ServiceLifecycle
+import Synchronization
 
 /// Threads of the database's own, so no query, however large, and no transaction runs on Swift's
 /// cooperative pool, where the sweeper and the route handlers run: a slow read delays nobody's
@@ -242,16 +244,40 @@ struct HistoryWriterService: Service {
 
 /// Fires liveness deadlines every `sweepInterval`: one loop for every agent, no timer per agent.
 /// Also paces WebSocket pings so each connection is pinged once per `pingInterval`.
+///
+/// The loop runs on a thread of its own, not on Swift's cooperative pool: whatever keeps that
+/// pool busy (route handlers, a burst of tasks) never delays a deadline.
 struct LivenessSweeperService: Service {
     let presence: Presence
     let interval: Duration
     let pingInterval: Duration
 
+    /// Set when the service is asked to stop; read by the sweeper's thread.
+    final class StopFlag: Sendable {
+        let stopped = Atomic<Bool>(false)
+    }
+
     func run() async throws {
+        let flag = StopFlag()
+        await withTaskCancellationOrGracefulShutdownHandler {
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                Thread.detachNewThread {
+                    Thread.current.name = "rollcall-sweeper"
+                    loop(until: flag)
+                    done.resume()
+                }
+            }
+        } onCancelOrGracefulShutdown: {
+            flag.stopped.store(true, ordering: .relaxed)
+        }
+    }
+
+    /// The sweeper's thread: sweep, ping, rate, every `interval`, until stopped.
+    func loop(until flag: StopFlag) {
         var last = ContinuousClock.now
         var pacer = PingPacer()
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            try? await Task.sleep(for: interval)
+        while !flag.stopped.load(ordering: .relaxed) {
+            Thread.sleep(forTimeInterval: interval.seconds)
             presence.sweep()
             let now = ContinuousClock.now
             ping(pacer.due(elapsed: now - last, period: pingInterval, open: presence.connectionCount) { presence.sessionIDs() })
