@@ -35,6 +35,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
     targets: [
         // Pure: ids, states, the liveness engine, the wire codec. No I/O, no clock reads.
@@ -76,14 +77,26 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The clients' side of the wire: server URLs (IPv6 literals included) and a WebSocket
+        // client on SwiftNIO that verifies TLS by IP address when the server is addressed by one.
+        .target(
+            name: "RollcallTransport",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Links neither Hummingbird's server side nor SQLite: see scripts/check-agent-deps.
         .target(
             name: "RollcallAgent",
             dependencies: [
                 "RollcallCore",
-                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "NIOWebSocket", package: "swift-nio"),
+                "RollcallTransport",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -93,7 +106,14 @@ let package = Package(
         // The operator commands' HTTP client, and the tables they print.
         .target(
             name: "RollcallClient",
-            dependencies: ["RollcallCore"],
+            dependencies: [
+                "RollcallCore",
+                "RollcallTransport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
             swiftSettings: swiftSettings
         ),
         // The terminal dashboard, pure: model, renderer, key decoder, cell-diff writer. No I/O.
@@ -109,9 +129,8 @@ let package = Package(
                 "RollcallCore",
                 "RollcallDashboard",
                 "RollcallClient",
-                .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
-                .product(name: "NIOWebSocket", package: "swift-nio"),
+                "RollcallTransport",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -157,6 +176,7 @@ let package = Package(
                 "RollcallClient",
                 "RollcallDashboard",
                 "RollcallTop",
+                "RollcallTransport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -207,17 +227,22 @@ let package = Package(
         ),
         .testTarget(
             name: "RollcallDashboardTests",
-            dependencies: ["RollcallCore", "RollcallDashboard", "RollcallTop"],
+            dependencies: ["RollcallCore", "RollcallDashboard", "RollcallTop", "RollcallTransport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RollcallTransportTests",
+            dependencies: ["RollcallTransport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "RollcallClientTests",
-            dependencies: ["RollcallCore", "RollcallClient"],
+            dependencies: ["RollcallCore", "RollcallClient", "RollcallTransport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "RollcallAgentTests",
-            dependencies: ["RollcallCore", "RollcallAgent"],
+            dependencies: ["RollcallCore", "RollcallAgent", "RollcallTransport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -231,7 +256,8 @@ let package = Package(
         .testTarget(
             name: "RollcallServerTests",
             dependencies: [
-                "RollcallCore", "RollcallStore", "RollcallServer", "RollcallAgent", "RollcallTesting",
+                "RollcallCore", "RollcallStore", "RollcallServer", "RollcallAgent", "RollcallTesting", "RollcallClient",
+                "RollcallTransport", "RollcallTop", "RollcallDashboard",
                 .product(name: "HummingbirdWSClient", package: "hummingbird-websocket"),
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),

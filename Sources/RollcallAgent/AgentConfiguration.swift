@@ -1,5 +1,5 @@
-import Foundation
 import RollcallCore
+import RollcallTransport
 
 /// How a `rollcall-agent` connects and beats.
 public struct AgentConfiguration: Sendable {
@@ -32,33 +32,17 @@ public struct AgentConfiguration: Sendable {
         self.bootID = bootID
     }
 
-    /// The handshake URL with `id`, `boot` and `interval_ms`.
-    public var handshakeURL: String {
-        var base = serverURL
-        while base.hasSuffix("/") { base.removeLast() }
-        if !base.hasSuffix("/v1/agent") { base += "/v1/agent" }
-        var url = base + "?id=" + agentID.rawValue + "&boot=" + bootID
-        if let interval = requestedIntervalMs { url += "&interval_ms=\(interval)" }
-        return url
+    /// The handshake URL: the server's, with `/v1/agent` and `id`, `boot` and `interval_ms`.
+    public func handshakeTarget() throws(ServerURL.Problem) -> ServerURL {
+        let server = try ServerURL(parsing: serverURL, schemes: [.ws, .wss])
+        let path = server.path.hasSuffix("/v1/agent") ? server.path : server.path + "/v1/agent"
+        var query = "id=" + agentID.rawValue + "&boot=" + bootID
+        if let interval = requestedIntervalMs { query += "&interval_ms=\(interval)" }
+        return server.with(path: path, query: query)
     }
 
-    /// Host, port, path and TLS of the handshake, for a plain HTTP(S) probe of a refusal.
-    var probeTarget: (tls: Bool, host: String, port: Int, path: String)? {
-        let url = handshakeURL
-        let tls = url.lowercased().hasPrefix("wss://")
-        guard tls || url.lowercased().hasPrefix("ws://") else { return nil }
-        let rest = url.dropFirst(tls ? 6 : 5)
-        let hostPort = rest.prefix(while: { $0 != "/" })
-        let path = String(rest.dropFirst(hostPort.count))
-        var host = String(hostPort)
-        var port = tls ? 443 : 80
-        if let colon = hostPort.lastIndex(of: ":"), !hostPort.hasSuffix("]") {
-            host = String(hostPort[..<colon])
-            port = Int(hostPort[hostPort.index(after: colon)...]) ?? port
-        }
-        host = host.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
-        return (tls, host, port, path)
-    }
+    /// ``handshakeTarget()`` as text, for messages.
+    public var handshakeURL: String { (try? handshakeTarget())?.description ?? serverURL }
 
     public static func makeBootID() -> String {
         var generator = SystemRandomNumberGenerator()
@@ -67,13 +51,12 @@ public struct AgentConfiguration: Sendable {
 
     /// A sentence saying what is wrong with the URL, or `nil`.
     public static func urlProblem(_ url: String) -> String? {
-        let lower = url.lowercased()
-        guard lower.hasPrefix("ws://") || lower.hasPrefix("wss://") else {
-            return "the server URL must start with ws:// or wss://, e.g. ws://127.0.0.1:7777"
+        do {
+            _ = try ServerURL(parsing: url, schemes: [.ws, .wss])
+            return nil
+        } catch {
+            return error.description
         }
-        let rest = lower.drop(while: { $0 != "/" }).dropFirst(2)
-        if rest.isEmpty || rest.hasPrefix("/") || rest.hasPrefix(":") { return "the server URL has no host, e.g. ws://127.0.0.1:7777" }
-        return nil
     }
 }
 

@@ -1,11 +1,9 @@
 import Foundation
-import HTTPTypes
-import HummingbirdWSClient
 import Logging
 import NIOCore
 import NIOSSL
-import NIOWebSocket
 import RollcallCore
+import RollcallTransport
 import ServiceLifecycle
 import Synchronization
 
@@ -108,24 +106,21 @@ public struct AgentRunner: Sendable {
     /// One connection, from handshake to close. With `leaveAfter`, the agent says `bye` and
     /// closes with 1000 after that long, as it does on graceful shutdown.
     public func runOnce(leaveAfter: Duration? = nil, onWelcome: () -> Void = {}) async -> AgentSessionOutcome {
-        var headers = HTTPFields()
-        if let token = configuration.token { headers[.authorization] = "Bearer \(token)" }
-        headers[.secWebSocketProtocol] = HandshakeRequest.subprotocol
-        let clientConfiguration = WebSocketClientConfiguration(maxFrameSize: 1 << 14, additionalHeaders: headers, closeTimeout: .seconds(5))
+        var headers = [("Sec-WebSocket-Protocol", HandshakeRequest.subprotocol)]
+        if let token = configuration.token { headers.append(("Authorization", "Bearer \(token)")) }
         let welcomed = Flag()
         let saidBye = Flag()
         let configuration = self.configuration
         let events = self.events
         let logger = self.logger
         do {
-            let tls = configuration.serverURL.lowercased().hasPrefix("wss://") ? try tlsConfiguration() : nil
-            let close = try await WebSocketClient.connect(
-                url: configuration.handshakeURL, configuration: clientConfiguration, tlsConfiguration: tls, logger: logger
-            ) {
-                inbound, outbound, _ in
-                var iterator = inbound.messages(maxSize: 1 << 14).makeAsyncIterator()
+            let target = try configuration.handshakeTarget()
+            let tls = target.scheme.isTLS ? try tlsConfiguration() : nil
+            let close = try await WebSocketClient.connect(to: target, headers: headers, tls: tls, maxMessageBytes: 1 << 14) {
+                inbound, outbound in
+                var iterator = inbound.makeAsyncIterator()
                 guard case .text(let first)? = try await iterator.next(),
-                    case .welcome(let welcome) = try WireCodec.decodeServerText(Array(first.utf8))
+                    case .welcome(let welcome) = try WireCodec.decodeServerText(Array(first.readableBytesView))
                 else {
                     throw AgentError.noWelcome
                 }
@@ -134,7 +129,7 @@ public struct AgentRunner: Sendable {
                 logger.info(
                     "connected", metadata: ["session": "\(welcome.session)", "interval_ms": "\(welcome.intervalMs)", "timeout_ms": "\(welcome.timeoutMs)"])
                 let hello = Hello(hostname: configuration.hostname, agentVersion: configuration.agentVersion, labels: configuration.labels)
-                try await outbound.write(.text(WireCodec.encode(.hello(hello))))
+                try await outbound.send(text: WireCodec.encode(.hello(hello)))
                 let sentAt = PendingBeats()
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask {
@@ -154,8 +149,8 @@ public struct AgentRunner: Sendable {
                             try await gracefulShutdown()
                         }
                         saidBye.set()
-                        try await outbound.write(.text(WireCodec.encode(.bye(reason: "shutdown"))))
-                        try await outbound.close(.normalClosure, reason: "bye")
+                        try await outbound.send(text: WireCodec.encode(.bye(reason: "shutdown")))
+                        try await outbound.close(code: 1000, reason: "bye")
                     }
                     // Read acks in this task; the connection closing ends the loop.
                     while let message = try await iterator.next() {
@@ -163,7 +158,7 @@ public struct AgentRunner: Sendable {
                         switch message {
                         case .binary(let buffer): seq = WireCodec.decodeBinaryAck(buffer.readableBytesView)
                         case .text(let text):
-                            if case .ack(let s, _)? = try? WireCodec.decodeServerText(Array(text.utf8)) { seq = s } else { seq = nil }
+                            if case .ack(let s, _)? = try? WireCodec.decodeServerText(Array(text.readableBytesView)) { seq = s } else { seq = nil }
                         }
                         if let seq, let sent = sentAt.take(seq) {
                             let rtt = ContinuousClock.now - sent
@@ -175,18 +170,18 @@ public struct AgentRunner: Sendable {
             }
             if welcomed.isSet { onWelcome() }
             if saidBye.isSet { return .saidGoodbye }
-            return .closedByServer(code: close.map { Int(UInt16(webSocketErrorCode: $0.closeCode)) }, reason: close?.reason)
+            return .closedByServer(code: close?.code.map(Int.init), reason: close?.reason)
+        } catch let refused as WebSocketUpgradeRefused {
+            let json = try? JSONParser.parse(refused.body)
+            return .refused(
+                HandshakeRefusal(
+                    status: refused.status, code: json?["error"]?.stringValue, message: json?["message"]?.stringValue,
+                    retryAfterSeconds: refused.retryAfterSeconds))
+        } catch let problem as ServerURL.Problem {
+            return .misconfigured(problem.description)
         } catch {
             if saidBye.isSet { return .saidGoodbye }
             if welcomed.isSet { onWelcome() }
-            if "\(error)".contains("upgrade failed"), let target = configuration.probeTarget,
-                let refusal = await HandshakeProbe.fetch(
-                    host: target.host, port: target.port, path: target.path, token: configuration.token,
-                    tls: target.tls ? try? tlsConfiguration() : nil),
-                refusal.status >= 400
-            {
-                return .refused(refusal)
-            }
             if let why = Self.misconfiguration(error, configuration: configuration) { return .misconfigured(why) }
             return .failed(Self.describe(error, server: configuration.serverURL))
         }
@@ -196,15 +191,12 @@ public struct AgentRunner: Sendable {
     static func misconfiguration(_ error: any Error, configuration: AgentConfiguration) -> String? {
         let text = "\(error)"
         let server = configuration.serverURL
-        if text.contains("cannotUseIPAddressInSNI") {
-            return "wss:// to an IP address (\(server)) is not supported yet: use a host name that the server's certificate names"
-        }
         if text.contains("CERTIFICATE_VERIFY_FAILED") || text.contains("certificate verify failed") {
             let ca = configuration.caFile.map { "the CA in \($0)" } ?? "the system's trusted CAs"
             return "the certificate of \(server) is not signed by \(ca): pass --ca with the CA that signed it (\(TerminalText.escaped(String(text.prefix(120)))))"
         }
-        if text.lowercased().contains("hostname") && text.lowercased().contains("mismatch") {
-            return "the certificate of \(server) names another host: connect with a name the certificate names"
+        if text.contains("failedToValidateHostname") || (text.lowercased().contains("hostname") && text.lowercased().contains("mismatch")) {
+            return "the certificate of \(server) does not name that host or address: connect with a name or IP the certificate lists"
         }
         if let ca = configuration.caFile, text.contains("NIOSSL") && (text.contains("failedToLoadCertificate") || text.contains("errno") || text.contains("fileNotFound")) {
             return "the --ca file \(ca) cannot be read as PEM certificates"
@@ -241,7 +233,7 @@ public struct AgentRunner: Sendable {
     }
 
     static func beat(
-        welcome: Welcome, configuration: AgentConfiguration, events: AgentEvents, outbound: WebSocketOutboundWriter,
+        welcome: Welcome, configuration: AgentConfiguration, events: AgentEvents, outbound: WebSocketOutbound,
         sentAt: PendingBeats
     ) async throws {
         let interval = Duration.milliseconds(welcome.intervalMs)
@@ -258,14 +250,12 @@ public struct AgentRunner: Sendable {
             guard events.shouldBeat(seq) else { continue }
             sentAt.record(seq, at: now)
             if configuration.binary {
-                var buffer = ByteBuffer()
-                buffer.writeBytes(WireCodec.encodeBinaryHeartbeat(seq: seq))
-                try await outbound.write(.binary(buffer))
+                try await outbound.send(binary: WireCodec.encodeBinaryHeartbeat(seq: seq))
             } else {
                 let lateMs = late.components.seconds * 1000 + late.components.attoseconds / 1_000_000_000_000_000
                 var beat = Heartbeat(seq: seq, sentMs: wallClockMs(), lateMs: lateMs)
                 beat.status = configuration.statusFile.flatMap(readStatus)
-                try await outbound.write(.text(WireCodec.encode(.heartbeat(beat))))
+                try await outbound.send(text: WireCodec.encode(.heartbeat(beat)))
             }
         }
     }

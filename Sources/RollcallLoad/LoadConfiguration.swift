@@ -18,6 +18,8 @@ public struct LoadConfiguration: Sendable {
 
     public var host: String = "127.0.0.1"
     public var port: Int = 7777
+    /// `host:port` for the `Host` header, an IPv6 literal in brackets.
+    public var authority: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
     public var agents: Int = 1000
     public var intervalMs: Int64 = 5000
     public var rampPerSecond: Int = 2000

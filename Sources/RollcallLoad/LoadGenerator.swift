@@ -42,7 +42,7 @@ public final class LoadGenerator: Sendable {
         var path = "/v1/agent?id=\(configuration.idPrefix)-\(index)&interval_ms=\(configuration.intervalMs)&boot=b\(index)"
         if configuration.flood { path = "/v1/agent?id=\(configuration.idPrefix)-\(index)&boot=b\(index)" }
         var headers = HTTPHeaders()
-        headers.add(name: "Host", value: "\(configuration.host):\(configuration.port)")
+        headers.add(name: "Host", value: configuration.authority)
         headers.add(name: "Content-Length", value: "0")
         if let token = configuration.token { headers.add(name: "Authorization", value: "Bearer \(token)") }
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path, headers: headers)
@@ -84,8 +84,10 @@ public final class LoadGenerator: Sendable {
                     let upgrade = NIOTypedHTTPClientUpgradeConfiguration(
                         upgradeRequestHead: head, upgraders: [upgrader],
                         notUpgradingCompletionHandler: { channel in channel.eventLoop.makeCompletedFuture { .refused } })
-                    return try channel.pipeline.syncOperations.configureUpgradableHTTPClientPipeline(
-                        configuration: .init(upgradeConfiguration: upgrade))
+                    var pipeline = NIOUpgradableHTTPClientPipelineConfiguration(upgradeConfiguration: upgrade)
+                    // `welcome` often shares a segment with the 101: keep those bytes.
+                    pipeline.leftOverBytesStrategy = .forwardBytes
+                    return try channel.pipeline.syncOperations.configureUpgradableHTTPClientPipeline(configuration: pipeline)
                 }
             }
             return try await upgraded.get()
@@ -100,7 +102,7 @@ public final class LoadGenerator: Sendable {
         let configuration = self.configuration
         let stats = self.stats
         var headers = HTTPHeaders()
-        headers.add(name: "Host", value: "\(configuration.host):\(configuration.port)")
+        headers.add(name: "Host", value: configuration.authority)
         headers.add(name: "Content-Length", value: "0")
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/v1/watch", headers: headers)
         return await upgrade(head: head, from: nil, maxFrameSize: 1 << 24) { channel in

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOCore
 import RollcallClient
 import RollcallCore
 import RollcallDashboard
@@ -17,6 +18,8 @@ public struct LiveDashboard: Service {
     public struct Configuration: Sendable {
         /// The server's HTTP address, e.g. `http://127.0.0.1:7777`.
         public var server: String
+        /// PEM CA bundle for an https server, instead of the system's trust store.
+        public var caFile: String?
         public var colorMode: ColorMode
         /// Standalone, the dashboard handles SIGTERM, SIGINT and SIGHUP itself; inside a service
         /// group it leaves them to the group and ends on graceful shutdown.
@@ -26,10 +29,11 @@ public struct LiveDashboard: Service {
         public var now: @Sendable () -> Millis
 
         public init(
-            server: String, colorMode: ColorMode, trapTerminationSignals: Bool = true, statisticsInterval: Duration = .seconds(3),
+            server: String, caFile: String? = nil, colorMode: ColorMode, trapTerminationSignals: Bool = true, statisticsInterval: Duration = .seconds(3),
             now: @escaping @Sendable () -> Millis = LiveDashboard.wallClock
         ) {
             self.server = server
+            self.caFile = caFile
             self.colorMode = colorMode
             self.trapTerminationSignals = trapTerminationSignals
             self.statisticsInterval = statisticsInterval
@@ -60,10 +64,11 @@ public struct LiveDashboard: Service {
     }
 
     public func run() async throws {
+        // Parsed before the screen is taken, so a bad address or CA file is said in plain text.
+        let client = try APIClient(baseURL: configuration.server, timeout: .seconds(5), caFile: configuration.caFile)
         try Terminal.enter()
         defer { Terminal.restore() }
         let (inputs, continuation) = AsyncStream.makeStream(of: Input.self)
-        let client = APIClient(baseURL: configuration.server, timeout: 5)
         let configuration = self.configuration
         let logger = self.logger
         await withGracefulShutdownHandler {
@@ -77,7 +82,7 @@ public struct LiveDashboard: Service {
                     }
                 }
                 group.addTask {
-                    await WatchFeed(baseURL: configuration.server, logger: logger).run { continuation.yield(.feed($0)) }
+                    await WatchFeed(server: client.server, tls: client.tls, logger: logger).run { continuation.yield(.feed($0)) }
                 }
                 group.addTask {
                     while !Task.isCancelled {

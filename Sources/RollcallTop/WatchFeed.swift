@@ -1,10 +1,9 @@
-import HTTPTypes
-import HummingbirdWSClient
 import Logging
+import NIOCore
 import NIOSSL
-import NIOWebSocket
 import RollcallCore
 import RollcallDashboard
+import RollcallTransport
 
 /// Follows `/v1/watch` for the dashboard: a snapshot first, then every transition; when the
 /// connection drops it reconnects with `after=` the last transition it delivered, so nothing is
@@ -15,23 +14,21 @@ public struct WatchFeed: Sendable {
         case watch(Messages.Watch)
     }
 
-    let baseURL: String
+    let server: ServerURL
+    let tls: TLSConfiguration?
     let logger: Logger
 
-    /// `baseURL` is the server's HTTP address, e.g. `http://127.0.0.1:7777`.
-    public init(baseURL: String, logger: Logger) {
-        self.baseURL = baseURL
+    /// `server` is the server's HTTP address, e.g. `http://127.0.0.1:7777` or `https://[::1]:7777`;
+    /// `tls` verifies an https server (the system's trust store when `nil`).
+    public init(server: ServerURL, tls: TLSConfiguration? = nil, logger: Logger) {
+        self.server = server
+        self.tls = tls
         self.logger = logger
     }
 
-    /// The WebSocket URL for `http(s)://…`.
-    public static func watchURL(base: String, after: Int64?) -> String {
-        var url = base
-        // The scheme is case-insensitive, as `--server` is checked.
-        let lower = url.lowercased()
-        if lower.hasPrefix("https://") { url = "wss://" + url.dropFirst(8) } else if lower.hasPrefix("http://") { url = "ws://" + url.dropFirst(7) }
-        while url.hasSuffix("/") { url.removeLast() }
-        return url + "/v1/watch" + (after.map { "?after=\($0)" } ?? "")
+    /// The WebSocket URL of the watch stream for an `http(s)://…` server.
+    public static func watchURL(server: ServerURL, after: Int64?) -> ServerURL {
+        server.with(scheme: server.scheme.webSocket, path: server.path + "/v1/watch", query: after.map { "after=\($0)" })
     }
 
     /// Runs until cancelled.
@@ -39,16 +36,13 @@ public struct WatchFeed: Sendable {
         let cursor = Cursor()
         var attempt = 0
         while !Task.isCancelled {
-            let url = Self.watchURL(base: baseURL, after: cursor.value)
+            let url = Self.watchURL(server: server, after: cursor.value)
             var reason = "connection closed"
             cursor.live = false
             do {
-                let tls = url.hasPrefix("wss://") ? TLSConfiguration.makeClientConfiguration() : nil
-                let close = try await WebSocketClient.connect(
-                    url: url, configuration: .init(maxFrameSize: 1 << 26, closeTimeout: .seconds(1)), tlsConfiguration: tls, logger: logger
-                ) { inbound, _, _ in
-                    for try await message in inbound.messages(maxSize: 1 << 26) {
-                        guard case .text(let text) = message, let value = try? JSONParser.parse(Array(text.utf8)),
+                let close = try await WebSocketClient.connect(to: url, tls: tls, maxMessageBytes: 1 << 26) { inbound, _ in
+                    for try await message in inbound {
+                        guard case .text(let text) = message, let value = try? JSONParser.parse(text.readableBytesView),
                             let event = Messages.watch(value)
                         else { continue }
                         if !cursor.live {
@@ -63,9 +57,9 @@ public struct WatchFeed: Sendable {
                     }
                 }
                 if let close {
-                    reason = "closed \(UInt16(webSocketErrorCode: close.closeCode))" + (close.reason.map { ": \($0)" } ?? "")
+                    reason = "closed \(close.code.map(String.init) ?? "-")" + (close.reason.map { ": \(TerminalText.escaped($0))" } ?? "")
                     // A lagging watcher may come straight back: the cursor covers the gap.
-                    if close.closeCode == .unknown(4100) {
+                    if close.code == 4100 {
                         emit(.status(.reconnecting(attempt: 1, error: "lagging; resuming")))
                         continue
                     }
@@ -83,9 +77,15 @@ public struct WatchFeed: Sendable {
     }
 
     static func describe(_ error: any Error) -> String {
+        if let refused = error as? WebSocketUpgradeRefused {
+            let json = try? JSONParser.parse(refused.body)
+            return "refused \(refused.status)" + (json?["message"]?.stringValue.map { ": " + TerminalText.escaped($0) } ?? "")
+        }
         let text = "\(error)"
-        if text.contains("connectionRefused") || text.contains("Connection refused") { return "connection refused" }
-        return String(text.prefix(60))
+        if text.contains("connectionRefused") || text.contains("Connection refused") || text.contains("errno: 111") { return "connection refused" }
+        if text.contains("failedToValidateHostname") { return "the certificate does not name this host or address" }
+        if text.contains("CERTIFICATE_VERIFY_FAILED") { return "the certificate is not signed by a trusted CA (pass --ca)" }
+        return TerminalText.escaped(String(text.prefix(60)))
     }
 
     /// The resume point, shared between the handler closure and the retry loop of one feed.

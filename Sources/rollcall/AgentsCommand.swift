@@ -2,26 +2,40 @@ import ArgumentParser
 import Foundation
 import RollcallClient
 import RollcallCore
+import RollcallTransport
 
 /// Options every client command shares.
 struct ClientOptions: ParsableArguments {
-    @Option(help: "The server's HTTP address.")
+    @Option(help: "The server's HTTP address, e.g. http://127.0.0.1:7777, https://[::1]:7777.")
     var server: String = "http://127.0.0.1:7777"
+
+    @Option(help: "PEM file of the CA that signed an https server's certificate (default: the system's CAs).")
+    var ca: String?
 
     @Flag(help: "Print JSON for scripts instead of a table.")
     var json = false
 
-    func validate() throws { try validateServerURL(server) }
+    func validate() throws { try validateServerURL(server, ca: ca) }
 
     /// Admin operations read the token from ROLLCALL_ADMIN_TOKEN.
-    var client: APIClient { APIClient(baseURL: server, token: ProcessInfo.processInfo.environment["ROLLCALL_ADMIN_TOKEN"]) }
+    var client: APIClient {
+        get throws {
+            try APIClient(baseURL: server, token: ProcessInfo.processInfo.environment["ROLLCALL_ADMIN_TOKEN"], caFile: ca)
+        }
+    }
 }
 
-/// The `--server` check every client command makes.
-func validateServerURL(_ server: String) throws {
-    let lower = server.lowercased()
-    guard lower.hasPrefix("http://") || lower.hasPrefix("https://") else {
-        throw ValidationError("--server must be an http:// or https:// URL, e.g. http://127.0.0.1:7777")
+/// The `--server` (and `--ca`) check every client command makes.
+func validateServerURL(_ server: String, ca: String?) throws {
+    let url: ServerURL
+    do {
+        url = try ServerURL(parsing: server, schemes: [.http, .https])
+    } catch {
+        throw ValidationError("--server: \(error.description)")
+    }
+    if let ca {
+        guard url.scheme.isTLS else { throw ValidationError("--ca applies to https:// servers only") }
+        guard FileManager.default.isReadableFile(atPath: ca) else { throw ValidationError("--ca: the file \(ca) cannot be read") }
     }
 }
 

@@ -16,7 +16,7 @@ struct Status: AsyncParsableCommand {
 
     func run() async throws {
         try await runClient {
-            let api = client.client
+            let api = try client.client
             let summary = try await api.get("/v1/summary")
             var notOnline: [JSONValue] = []
             for state in ["suspect", "offline", "unknown"] {
@@ -66,7 +66,7 @@ struct History: AsyncParsableCommand {
 
     func run() async throws {
         try await runClient {
-            let api = client.client
+            let api = try client.client
             // The latest transitions straight from the newest end (one more than shown, for the
             // first one's duration), then both tables oldest first, like a log.
             let page = try await api.get("/v1/agents/\(agent)/transitions?before=\(Int64.max)&limit=\(limit + 1)")

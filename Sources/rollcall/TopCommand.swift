@@ -13,14 +13,17 @@ struct Top: AsyncParsableCommand {
             """
     )
 
-    @Option(help: "The server's HTTP address.")
+    @Option(help: "The server's HTTP address, e.g. http://127.0.0.1:7777, https://[::1]:7777.")
     var server: String = "http://127.0.0.1:7777"
+
+    @Option(help: "PEM file of the CA that signed an https server's certificate (default: the system's CAs).")
+    var ca: String?
 
     @Option(help: "Seconds between refreshes of last seen, RTT, flaps and uptime.")
     var refresh: Double = 3
 
     func validate() throws {
-        try validateServerURL(server)
+        try validateServerURL(server, ca: ca)
         guard refresh >= 0.5, refresh <= 3600 else { throw ValidationError("--refresh must be between 0.5 and 3600 seconds, e.g. --refresh 3") }
         guard Terminal.isInteractive else {
             throw ValidationError("rollcall top needs a terminal; for scripts use `rollcall status --json` or GET /v1/watch")
@@ -31,7 +34,7 @@ struct Top: AsyncParsableCommand {
         var logger = Logger(label: "rollcall.top")
         logger.logLevel = .critical  // the screen is the dashboard's
         let configuration = LiveDashboard.Configuration(
-            server: server, colorMode: ColorMode.detect(environment: ProcessInfo.processInfo.environment),
+            server: server, caFile: ca, colorMode: ColorMode.detect(environment: ProcessInfo.processInfo.environment),
             statisticsInterval: .milliseconds(Int64(refresh * 1000)))
         try await LiveDashboard(configuration: configuration, logger: logger).run()
     }

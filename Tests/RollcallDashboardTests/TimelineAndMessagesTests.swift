@@ -1,6 +1,7 @@
 import RollcallCore
 import RollcallDashboard
 import RollcallTop
+import RollcallTransport
 import Testing
 
 @Suite struct TimelineTests {
@@ -49,9 +50,14 @@ import Testing
         #expect(d.transitions.map(\.id) == [4, 9])
     }
 
-    @Test func buildsTheWatchURLFromTheServersHTTPAddress() {
-        #expect(WatchFeed.watchURL(base: "http://127.0.0.1:7777/", after: nil) == "ws://127.0.0.1:7777/v1/watch")
-        #expect(WatchFeed.watchURL(base: "https://rollcall.example", after: 42) == "wss://rollcall.example/v1/watch?after=42")
-        #expect(WatchFeed.watchURL(base: "HTTP://127.0.0.1:7777", after: nil) == "ws://127.0.0.1:7777/v1/watch")
+    @Test func buildsTheWatchURLFromTheServersHTTPAddress() throws {
+        func watch(_ base: String, after: Int64? = nil) throws -> String {
+            WatchFeed.watchURL(server: try ServerURL(parsing: base, schemes: [.http, .https]), after: after).description
+        }
+        #expect(try watch("http://127.0.0.1:7777/") == "ws://127.0.0.1:7777/v1/watch")
+        #expect(try watch("https://rollcall.example", after: 42) == "wss://rollcall.example/v1/watch?after=42")
+        #expect(try watch("HTTP://127.0.0.1:7777") == "ws://127.0.0.1:7777/v1/watch")
+        #expect(try watch("http://[::1]:7850") == "ws://[::1]:7850/v1/watch")
+        #expect(try watch("https://10.0.0.5:7777/monitor/", after: 7) == "wss://10.0.0.5:7777/monitor/v1/watch?after=7")
     }
 }

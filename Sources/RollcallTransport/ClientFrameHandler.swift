@@ -1,0 +1,121 @@
+import NIOCore
+import NIOHTTP1
+import NIOWebSocket
+
+/// The client side of RFC 6455 below the application: masks every outgoing frame, answers pings,
+/// completes the closing handshake in either direction, and closes a connection whose peer does
+/// not answer a close within 5 s.
+final class ClientFrameHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias InboundOut = WebSocketFrame
+    typealias OutboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    private let closeBox: CloseBox
+    private var sentClose = false
+    private var closeTimer: Scheduled<Void>?
+
+    init(closeBox: CloseBox) {
+        self.closeBox = closeBox
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = unwrapInboundIn(data)
+        switch frame.opcode {
+        case .ping:
+            guard !sentClose else { return }
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, maskKey: .random(), data: frame.unmaskedData)), promise: nil)
+        case .pong:
+            break
+        case .connectionClose:
+            var payload = frame.unmaskedData
+            let code = payload.readInteger(as: UInt16.self)
+            let reason = payload.readString(length: payload.readableBytes)
+            if closeBox.value == nil { closeBox.value = WebSocketClose(code: code, reason: reason.flatMap { $0.isEmpty ? nil : $0 }) }
+            context.fireChannelRead(data)
+            let channel = context.channel
+            if sentClose {
+                channel.close(promise: nil)
+            } else {
+                // Echo the code (RFC 6455 §5.5.1), then close: the server closes its side too.
+                sentClose = true
+                var echo = context.channel.allocator.buffer(capacity: 2)
+                if let code { echo.writeInteger(code) }
+                context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(), data: echo)))
+                    .whenComplete { _ in channel.close(promise: nil) }
+            }
+        default:
+            context.fireChannelRead(data)
+        }
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        var frame = unwrapOutboundIn(data)
+        frame.maskKey = .random()
+        if frame.opcode == .connectionClose {
+            guard !sentClose else {
+                promise?.succeed()
+                return
+            }
+            sentClose = true
+            let channel = context.channel
+            closeTimer = context.eventLoop.scheduleTask(in: .seconds(5)) { channel.close(promise: nil) }
+        }
+        context.write(wrapOutboundOut(frame), promise: promise)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closeTimer?.cancel()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A frame too large or malformed: 1009/1002 would be courteous, but the stream is no
+        // longer in sync; drop the connection and let the caller reconnect.
+        context.fireErrorCaught(error)
+        context.close(promise: nil)
+    }
+}
+
+/// Reads a refused upgrade's answer: status, `Retry-After`, and the start of the body.
+final class RefusalCollector: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPClientResponsePart
+
+    let promise: EventLoopPromise<WebSocketUpgradeRefused>
+    private var answer = WebSocketUpgradeRefused(status: 0, body: [])
+    private var answered = false
+
+    init(promise: EventLoopPromise<WebSocketUpgradeRefused>) {
+        self.promise = promise
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            answer.status = Int(head.status.code)
+            answer.retryAfterSeconds = head.headers.first(name: "Retry-After").flatMap { Int($0) }
+        case .body(let chunk):
+            let room = 16_384 - answer.body.count
+            if room > 0 { answer.body += chunk.readableBytesView.prefix(room) }
+        case .end:
+            finish()
+            context.close(promise: nil)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        finish()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        finish()
+        context.close(promise: nil)
+    }
+
+    private func finish() {
+        guard !answered else { return }
+        answered = true
+        promise.succeed(answer)
+    }
+}

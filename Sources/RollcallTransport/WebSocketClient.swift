@@ -1,0 +1,168 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import NIOWebSocket
+
+/// A WebSocket message as the application sees it: frames reassembled, control frames handled.
+public enum WebSocketMessage: Sendable {
+    case text(ByteBuffer)
+    case binary(ByteBuffer)
+}
+
+/// The close frame the server sent, if it sent one before the connection ended.
+public struct WebSocketClose: Sendable, Equatable {
+    public var code: UInt16?
+    public var reason: String?
+}
+
+/// The server answered the upgrade request with something other than 101.
+public struct WebSocketUpgradeRefused: Error, Sendable {
+    public var status: Int
+    /// `Retry-After` in seconds, when the server sent one.
+    public var retryAfterSeconds: Int?
+    /// The start of the body (at most 16 KiB): Rollcall answers refusals with its JSON error body.
+    public var body: [UInt8]
+}
+
+/// A small WebSocket client on SwiftNIO, for the agent and `rollcall top`.
+///
+/// It exists because the clients must reach servers by IPv6 literal (`ws://[::1]:7777`) and by
+/// IP over TLS, where no SNI may be sent and the certificate's IP entries are checked instead;
+/// and because a refused upgrade's status and JSON body tell the operator what to fix, so they are
+/// returned rather than discarded.
+public enum WebSocketClient {
+    /// Connects to `url`, upgrades, and runs `body` with the incoming messages and a writer.
+    /// Returns the server's close frame, if any, once `body` returns and the connection is closed.
+    /// Throws ``WebSocketUpgradeRefused`` when the server refuses the upgrade.
+    public static func connect(
+        to url: ServerURL,
+        headers extraHeaders: [(String, String)] = [],
+        tls: TLSConfiguration? = nil,
+        maxMessageBytes: Int = 1 << 14,
+        connectTimeout: TimeAmount = .seconds(10),
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        _ body: (WebSocketInbound, WebSocketOutbound) async throws -> Void
+    ) async throws -> WebSocketClose? {
+        var tls = tls ?? .makeClientConfiguration()
+        // After the closing handshake there is nothing left to protect: do not wait the default
+        // 5 s for a close_notify the server may never send.
+        tls.shutdownTimeout = .milliseconds(500)
+        let sslContext = try url.scheme.isTLS ? NIOSSLContext(configuration: tls) : nil
+        var headers = HTTPHeaders([("Host", url.authority), ("Content-Length", "0")])
+        headers.add(contentsOf: extraHeaders)
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: url.requestTarget, headers: headers)
+        let closeBox = CloseBox()
+        let upgrade: EventLoopFuture<UpgradeResult> = try await ClientBootstrap(group: group)
+            .connectTimeout(connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connect(host: url.host, port: url.port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let sslContext {
+                        // No SNI for an IP literal; NIOSSL then verifies the certificate's IP
+                        // entries against the address it connected to.
+                        try channel.pipeline.syncOperations.addHandler(
+                            NIOSSLClientHandler(context: sslContext, serverHostname: url.hostIsAddress ? nil : url.host))
+                    }
+                    let upgrader = NIOTypedWebSocketClientUpgrader<UpgradeResult>(
+                        maxFrameSize: maxMessageBytes,
+                        enableAutomaticErrorHandling: false,
+                        upgradePipelineHandler: { channel, _ in
+                            channel.eventLoop.makeCompletedFuture {
+                                try channel.pipeline.syncOperations.addHandlers([
+                                    NIOWebSocketFrameAggregator(
+                                        minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 1 << 16, maxAccumulatedFrameSize: maxMessageBytes),
+                                    ClientFrameHandler(closeBox: closeBox),
+                                ])
+                                return .upgraded(try NIOAsyncChannel<WebSocketFrame, WebSocketFrame>(wrappingChannelSynchronously: channel))
+                            }
+                        })
+                    let configuration = NIOTypedHTTPClientUpgradeConfiguration<UpgradeResult>(
+                        upgradeRequestHead: head, upgraders: [upgrader],
+                        notUpgradingCompletionHandler: { channel in
+                            channel.eventLoop.makeCompletedFuture {
+                                let collector = RefusalCollector(promise: channel.eventLoop.makePromise())
+                                try channel.pipeline.syncOperations.addHandler(collector)
+                                return .refused(collector.promise.futureResult)
+                            }
+                        })
+                    var pipeline = NIOUpgradableHTTPClientPipelineConfiguration(upgradeConfiguration: configuration)
+                    // The server sends `welcome` right behind its 101, often in the same segment:
+                    // those bytes must reach the WebSocket decoder, not be dropped with the HTTP one.
+                    pipeline.leftOverBytesStrategy = .forwardBytes
+                    return try channel.pipeline.syncOperations.configureUpgradableHTTPClientPipeline(configuration: pipeline)
+                }
+            }
+        switch try await upgrade.get() {
+        case .refused(let answer):
+            throw try await answer.get()
+        case .upgraded(let channel):
+            try await channel.executeThenClose { inbound, outbound in
+                try await body(WebSocketInbound(frames: inbound, closeBox: closeBox), WebSocketOutbound(writer: outbound))
+            }
+            return closeBox.value
+        }
+    }
+
+    enum UpgradeResult: Sendable {
+        case upgraded(NIOAsyncChannel<WebSocketFrame, WebSocketFrame>)
+        case refused(EventLoopFuture<WebSocketUpgradeRefused>)
+    }
+}
+
+/// The incoming messages; ends when the server closes or the connection drops.
+public struct WebSocketInbound: AsyncSequence, Sendable {
+    public typealias Element = WebSocketMessage
+    let frames: NIOAsyncChannelInboundStream<WebSocketFrame>
+    let closeBox: CloseBox
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var frames: NIOAsyncChannelInboundStream<WebSocketFrame>.AsyncIterator
+
+        public mutating func next() async throws -> WebSocketMessage? {
+            while let frame = try await frames.next() {
+                switch frame.opcode {
+                case .text: return .text(frame.unmaskedData)
+                case .binary: return .binary(frame.unmaskedData)
+                case .connectionClose: return nil
+                default: continue
+                }
+            }
+            return nil
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(frames: frames.makeAsyncIterator()) }
+}
+
+/// Sends messages; every frame is masked by ``ClientFrameHandler``.
+public struct WebSocketOutbound: Sendable {
+    let writer: NIOAsyncChannelOutboundWriter<WebSocketFrame>
+
+    public func send(text: String) async throws {
+        try await writer.write(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(string: text)))
+    }
+
+    public func send(text bytes: some Sequence<UInt8>) async throws {
+        try await writer.write(WebSocketFrame(fin: true, opcode: .text, data: ByteBuffer(bytes: bytes)))
+    }
+
+    public func send(binary bytes: some Sequence<UInt8>) async throws {
+        try await writer.write(WebSocketFrame(fin: true, opcode: .binary, data: ByteBuffer(bytes: bytes)))
+    }
+
+    /// Starts the closing handshake; the connection ends when the server answers (or after 5 s).
+    public func close(code: UInt16 = 1000, reason: String = "") async throws {
+        var data = ByteBuffer()
+        data.writeInteger(code)
+        data.writeString(String(decoding: reason.utf8.prefix(123), as: UTF8.self))
+        try await writer.write(WebSocketFrame(fin: true, opcode: .connectionClose, data: data))
+    }
+}
+
+/// The server's close frame, set on the event loop, read after the channel closed.
+final class CloseBox: @unchecked Sendable {
+    // Written once by the channel's handler before the inbound stream ends; read after
+    // `executeThenClose` returned, which orders the two.
+    var value: WebSocketClose?
+}

@@ -1,0 +1,53 @@
+import Foundation
+import Logging
+import RollcallAgent
+import RollcallClient
+import RollcallCore
+import RollcallServer
+import RollcallTesting
+import Testing
+
+/// A server listening on `::1`, reached by every client through an IPv6 literal URL.
+@Suite(.timeLimit(.minutes(1))) struct IPv6Tests {
+    @Test func theAgentTheCommandsAndTheBinariesReachAServerByIPv6Literal() async throws {
+        try await LiveServer.with(configure: { $0.host = "::1" }) { server in
+            let quiet = Logger(label: "agent", factory: { _ in SwiftLogNoOpLogHandler() })
+            let configuration = AgentConfiguration(serverURL: "ws://[::1]:\(server.port)", agentID: AgentID("v6-lib")!)
+            #expect(await AgentRunner(configuration: configuration, logger: quiet).runOnce(leaveAfter: .milliseconds(200)) == .saidGoodbye)
+            try await server.transitions.waitFor(agent: "v6-lib", to: .offline)
+
+            let agent = try await APIClient(baseURL: "http://[::1]:\(server.port)").get("/v1/agents/v6-lib")
+            #expect(agent["state"]?.stringValue == "offline")
+
+            // The shipped executables, as an operator types them.
+            let rollcall = productsDirectory.appendingPathComponent("rollcall").path
+            let agentBinary = productsDirectory.appendingPathComponent("rollcall-agent").path
+            let (status, output) = try await runProcess([rollcall, "status", "--server", "http://[::1]:\(server.port)"])
+            #expect(status == 0, "\(output)")
+            #expect(output.contains("v6-lib"), "\(output)")
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: agentBinary)
+            process.arguments = ["--server", "ws://[::1]:\(server.port)", "--id", "v6-bin", "--log-level", "critical"]
+            try process.run()
+            defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+            try await server.transitions.waitFor(agent: "v6-bin", to: .online)
+            kill(process.processIdentifier, SIGTERM)
+            let offline = try await server.transitions.waitFor(agent: "v6-bin", to: .offline)
+            #expect(offline.reason == .goodbye)
+        }
+    }
+
+    @Test func aRefusedHandshakeSaysWhyOverIPv6Too() async throws {
+        try await LiveServer.with(configure: { $0.host = "::1" }) { server in
+            let quiet = Logger(label: "agent", factory: { _ in SwiftLogNoOpLogHandler() })
+            // A path the server does not serve: 404 with the server's hint, read from the refusal itself.
+            let wrongPath = AgentConfiguration(serverURL: "ws://[::1]:\(server.port)/ws", agentID: AgentID("v6-refused")!)
+            guard case .refused(let refusal) = await AgentRunner(configuration: wrongPath, logger: quiet).runOnce() else {
+                Issue.record("a handshake on the wrong path was not refused")
+                return
+            }
+            #expect(refusal.status == 404)
+            #expect(refusal.message?.contains("/v1/agent") == true, "\(refusal)")
+        }
+    }
+}
