@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Logging
 import NIOCore
 import NIOSSL
@@ -79,7 +79,9 @@ public struct AgentRunner: Sendable {
                 case 400, 404: throw AgentStop(exitCode: 78, message: text)
                 default:
                     logger.warning("handshake refused", metadata: ["status": "\(refusal.status)", "cause": "\(refusal.code ?? "-")"])
-                    floor = .seconds(refusal.retryAfterSeconds ?? 0)
+                    // Honour Retry-After, but never wait longer than the backoff's own ceiling: a
+                    // server cannot park its agents for a year, nor overflow the arithmetic.
+                    floor = .seconds(min(Int64(max(0, refusal.retryAfterSeconds ?? 0)), configuration.maxBackoff.components.seconds))
                 }
             case .failed(let why):
                 logger.warning("connection failed", metadata: ["server": "\(configuration.serverURL)", "error": "\(why)"])
@@ -98,7 +100,7 @@ public struct AgentRunner: Sendable {
             // Full jitter, but never sooner than the server asked.
             let jittered = backoff.nextDelay(using: &rng)
             let delay = floor > .zero ? floor + jittered / 4 : jittered
-            logger.info("reconnecting", metadata: ["in_ms": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)"])
+            logger.info("reconnecting", metadata: ["in_ms": "\(Int((delay / .milliseconds(1)).rounded()))"])
             await pause(delay)
         }
     }
@@ -119,15 +121,21 @@ public struct AgentRunner: Sendable {
             let close = try await WebSocketClient.connect(to: target, headers: headers, tls: tls, maxMessageBytes: 1 << 14) {
                 inbound, outbound in
                 var iterator = inbound.makeAsyncIterator()
-                guard case .text(let first)? = try await iterator.next(),
-                    case .welcome(let welcome) = try WireCodec.decodeServerText(Array(first.readableBytesView))
+                // The server closed before its welcome (e.g. 4003): the close code says why.
+                guard let firstMessage = try await iterator.next() else { return }
+                guard case .text(let first) = firstMessage,
+                    case .welcome(let offered) = try WireCodec.decodeServerText(Array(first.readableBytesView))
                 else {
                     throw AgentError.noWelcome
                 }
+                // A broken server's zero or negative interval must not turn the beat loop into a flood.
+                var checked = offered
+                checked.intervalMs = min(max(offered.intervalMs, 10), 86_400_000)
+                let welcome = checked
                 welcomed.set()
                 events.onWelcome(welcome)
                 logger.info(
-                    "connected", metadata: ["session": "\(welcome.session)", "interval_ms": "\(welcome.intervalMs)", "timeout_ms": "\(welcome.timeoutMs)"])
+                    "connected", metadata: ["session": "\(TerminalText.escaped(String(welcome.session.prefix(40))))", "interval_ms": "\(welcome.intervalMs)", "timeout_ms": "\(welcome.timeoutMs)"])
                 let hello = Hello(hostname: configuration.hostname, agentVersion: configuration.agentVersion, labels: configuration.labels)
                 try await outbound.send(text: WireCodec.encode(.hello(hello)))
                 let sentAt = PendingBeats()
@@ -170,13 +178,14 @@ public struct AgentRunner: Sendable {
             }
             if welcomed.isSet { onWelcome() }
             if saidBye.isSet { return .saidGoodbye }
-            return .closedByServer(code: close?.code.map(Int.init), reason: close?.reason)
+            if !welcomed.isSet && close == nil { return .failed("the server closed the connection before its welcome") }
+            // Server-sent text is escaped here, once: it goes to logs and to the terminal.
+            return .closedByServer(code: close?.code.map(Int.init), reason: close?.reason.map { TerminalText.escaped(String($0.prefix(123))) })
         } catch let refused as WebSocketUpgradeRefused {
             let json = try? JSONParser.parse(refused.body)
+            let text = { (key: String) in json?[key]?.stringValue.map { TerminalText.escaped(String($0.prefix(300))) } }
             return .refused(
-                HandshakeRefusal(
-                    status: refused.status, code: json?["error"]?.stringValue, message: json?["message"]?.stringValue,
-                    retryAfterSeconds: refused.retryAfterSeconds))
+                HandshakeRefusal(status: refused.status, code: text("error"), message: text("message"), retryAfterSeconds: refused.retryAfterSeconds))
         } catch let problem as ServerURL.Problem {
             return .misconfigured(problem.description)
         } catch {
@@ -218,6 +227,13 @@ public struct AgentRunner: Sendable {
         }
         if text.contains("errno: 113") || text.contains("errno: 101") {
             return "no route to \(server)"
+        }
+        if error is AgentError { return "the server at \(server) did not open with a welcome: is it a Rollcall server?" }
+        if text.contains("upgraderDeniedUpgrade") || text.contains("invalidUpgradeResponse") || text.contains("inappropriateOperationForState") {
+            return "the server at \(server) answered the WebSocket upgrade wrongly: is it a Rollcall server, or a proxy in the way?"
+        }
+        if text.contains("ioOnClosedChannel") || text.contains("alreadyClosed") || text.contains("eof") || text.contains("EOF") {
+            return "the connection to \(server) closed during the handshake"
         }
         if text.contains("NIOSSL") || text.contains("BoringSSL") || text.contains("handshakeFailed") {
             return "TLS with \(server) failed: \(TerminalText.escaped(String(text.prefix(160))))"

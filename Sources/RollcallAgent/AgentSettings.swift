@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import RollcallCore
 
 /// The agent's settings from its three sources. Flags win over the environment, which wins over
@@ -29,11 +29,11 @@ public struct AgentSettings: Sendable, Equatable {
         var settings = AgentSettings()
         for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init)?
-                .trimmingCharacters(in: .whitespaces) ?? ""
+                .trimmed ?? ""
             if line.isEmpty { continue }
             guard let eq = line.firstIndex(of: "=") else { throw Problem("\(name):\(number + 1): expected key = value") }
-            let key = line[..<eq].trimmingCharacters(in: .whitespaces)
-            var value = line[line.index(after: eq)...].trimmingCharacters(in: .whitespaces)
+            let key = line[..<eq].trimmed
+            var value = line[line.index(after: eq)...].trimmed
             if value.count >= 2, value.hasPrefix("\""), value.hasSuffix("\"") { value = String(value.dropFirst().dropLast()) }
             switch key {
             case "server": settings.server = value
@@ -119,10 +119,19 @@ public struct AgentSettings: Sendable, Equatable {
             guard let text = try? String(contentsOfFile: tokenFile, encoding: .utf8) else {
                 throw Problem("the token file \(tokenFile) cannot be read")
             }
-            configuration.token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            configuration.token = text.trimmed
         } else {
             configuration.token = token
         }
         return configuration
+    }
+}
+
+extension StringProtocol {
+    /// Without leading and trailing whitespace (spaces, tabs, line ends).
+    var trimmed: String {
+        let isSpace: (Character) -> Bool = { $0.isWhitespace }
+        guard let first = firstIndex(where: { !isSpace($0) }), let last = lastIndex(where: { !isSpace($0) }) else { return "" }
+        return String(self[first...last])
     }
 }

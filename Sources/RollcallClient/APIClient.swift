@@ -60,14 +60,20 @@ public struct APIClient: Sendable {
             request.body = .bytes(ByteBuffer(string: body.serialized()))
             request.headers.add(name: "Content-Type", value: "application/json")
         }
-        let status: Int
-        let bytes: ByteBuffer
+        let response: HTTPClientResponse
         do {
-            let response = try await commandsHTTPClient.execute(request, timeout: timeout)
-            status = Int(response.status.code)
-            bytes = try await response.body.collect(upTo: 64 << 20)
+            response = try await commandsHTTPClient.execute(request, timeout: timeout)
         } catch {
             throw Failure(status: nil, code: "unreachable", message: Self.unreachable(server, error))
+        }
+        let status = Int(response.status.code)
+        let bytes: ByteBuffer
+        do {
+            bytes = try await response.body.collect(upTo: 64 << 20)
+        } catch {
+            throw Failure(
+                status: status, code: "bad_answer",
+                message: "the answer of \(server) broke off or exceeded 64 MiB (\(TerminalText.escaped(String("\(error)".prefix(80)))))")
         }
         let json = (try? JSONParser.parse(bytes.readableBytesView)) ?? .null
         guard (200..<300).contains(status) else {
@@ -115,5 +121,8 @@ private let commandsHTTPClient: HTTPClient = {
     var configuration = HTTPClient.Configuration()
     configuration.connectionPool.retryConnectionEstablishment = false
     configuration.timeout.connect = .seconds(5)
+    // The request's deadline ends when the answer's head arrives: a body that trickles is bounded
+    // by this read timeout instead.
+    configuration.timeout.read = .seconds(10)
     return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
 }()

@@ -1,4 +1,11 @@
-import Foundation
+// erfc, log, log10, pow: the C library's, not Foundation's (the agent links no Foundation).
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The phi-accrual failure detector (Hayashibara et al., 2004) over one agent's heartbeat
 /// inter-arrival times, kept as an exponentially weighted mean and variance so it costs 24 bytes

@@ -40,7 +40,9 @@ public struct WatchFeed: Sendable {
             var reason = "connection closed"
             cursor.live = false
             do {
-                let close = try await WebSocketClient.connect(to: url, tls: tls, maxMessageBytes: 1 << 26) { inbound, _ in
+                // The snapshot of a 20,000-agent fleet is about 4 MB; 32 MiB leaves room, and bounds
+                // what a hostile server can make the dashboard hold.
+                let close = try await WebSocketClient.connect(to: url, tls: tls, maxMessageBytes: 32 << 20) { inbound, _ in
                     for try await message in inbound {
                         guard case .text(let text) = message, let value = try? JSONParser.parse(text.readableBytesView),
                             let event = Messages.watch(value)
@@ -58,8 +60,10 @@ public struct WatchFeed: Sendable {
                 }
                 if let close {
                     reason = "closed \(close.code.map(String.init) ?? "-")" + (close.reason.map { ": \(TerminalText.escaped($0))" } ?? "")
-                    // A lagging watcher may come straight back: the cursor covers the gap.
-                    if close.code == 4100 {
+                    // A lagging watcher may come straight back: the cursor covers the gap. Only when
+                    // this connection delivered something, so a server that answers every attempt
+                    // with 4100 gets the usual backoff, not a tight loop.
+                    if close.code == 4100 && cursor.live {
                         emit(.status(.reconnecting(attempt: 1, error: "lagging; resuming")))
                         continue
                     }

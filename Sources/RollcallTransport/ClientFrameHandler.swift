@@ -12,18 +12,32 @@ final class ClientFrameHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias OutboundOut = WebSocketFrame
 
     private let closeBox: CloseBox
+    private var onFirstMessage: (() -> Void)?
     private var sentClose = false
     private var closeTimer: Scheduled<Void>?
 
-    init(closeBox: CloseBox) {
+    init(closeBox: CloseBox, onFirstMessage: @escaping () -> Void) {
         self.closeBox = closeBox
+        self.onFirstMessage = onFirstMessage
+    }
+
+    /// The code to answer a server's close with: its own when that may be sent on the wire
+    /// (RFC 6455 §7.4), else 1000.
+    static func echo(_ code: UInt16?) -> UInt16 {
+        guard let code else { return 1000 }
+        switch code {
+        case 1000...1003, 1007...1011, 3000...4999: return code
+        default: return 1000
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
         switch frame.opcode {
         case .ping:
-            guard !sentClose else { return }
+            // Unwritable: the server is not reading; answering would only queue pongs in memory
+            // (RFC 6455 lets a client answer just the latest ping).
+            guard !sentClose, context.channel.isWritable else { return }
             context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, maskKey: .random(), data: frame.unmaskedData)), promise: nil)
         case .pong:
             break
@@ -40,18 +54,30 @@ final class ClientFrameHandler: ChannelDuplexHandler, RemovableChannelHandler {
                 // Echo the code (RFC 6455 §5.5.1), then close: the server closes its side too.
                 sentClose = true
                 var echo = context.channel.allocator.buffer(capacity: 2)
-                if let code { echo.writeInteger(code) }
+                echo.writeInteger(Self.echo(code))
                 context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(), data: echo)))
                     .whenComplete { _ in channel.close(promise: nil) }
             }
-        default:
+        case .text, .binary:
+            if let first = onFirstMessage {
+                onFirstMessage = nil
+                first()
+            }
             context.fireChannelRead(data)
+        default:
+            // A reserved opcode: the stream cannot be trusted any further.
+            context.close(promise: nil)
         }
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         var frame = unwrapOutboundIn(data)
         frame.maskKey = .random()
+        if sentClose && frame.opcode != .connectionClose {
+            // Nothing may follow a close frame (RFC 6455 §5.5.1).
+            promise?.succeed()
+            return
+        }
         if frame.opcode == .connectionClose {
             guard !sentClose else {
                 promise?.succeed()

@@ -56,8 +56,18 @@ public struct ServerURL: Sendable, Equatable, CustomStringConvertible {
         if url.user != nil || url.password != nil {
             throw Problem(description: "the server URL must not carry a user or password; pass the token by its option or variable")
         }
-        if let port = url.port, !(1...65535).contains(port) {
+        // Foundation gives no port for digits that overflow an Int: read the port's text itself,
+        // so `:99999999999999999999` is refused rather than quietly becoming port 80.
+        if let portText = Self.portText(text), !(portText.count <= 5 && (1...65535).contains(Int(portText) ?? 0)) {
             throw Problem(description: "the port of \(text.debugDescription) must be between 1 and 65535")
+        }
+        // A host is a name of letters, digits, dots, hyphens and underscores, or an IP literal:
+        // a decoded `%2F` or `%00` must never turn into another host further down.
+        let isAddress = (try? SocketAddress(ipAddress: host, port: 0)) != nil
+        let isName = !host.isEmpty && host.utf8.allSatisfy { Self.hostNameBytes.contains($0) }
+        let isScopedIPv6 = host.contains(":") && host.utf8.allSatisfy { Self.scopedIPv6Bytes.contains($0) }
+        guard isAddress || isName || isScopedIPv6 else {
+            throw Problem(description: "the host of \(text.debugDescription) is not a host name or an IP address")
         }
         if url.fragment != nil {
             throw Problem(description: "the server URL must not have a #fragment")
@@ -65,6 +75,19 @@ public struct ServerURL: Sendable, Equatable, CustomStringConvertible {
         var path = url.path(percentEncoded: true)
         while path.hasSuffix("/") { path.removeLast() }
         self.init(scheme: scheme, host: host, port: url.port, path: path, query: url.query(percentEncoded: true))
+    }
+
+    private static let hostNameBytes = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_".utf8)
+    private static let scopedIPv6Bytes = Set("0123456789abcdefABCDEF:.%abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-".utf8)
+
+    /// The text after the host's colon in the authority, if there is one.
+    static func portText(_ text: String) -> Substring? {
+        guard let schemeEnd = text.firstRange(of: "://") else { return nil }
+        var authority = text[schemeEnd.upperBound...].prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
+        if let bracket = authority.lastIndex(of: "]") { authority = authority[authority.index(after: bracket)...] }
+        guard let colon = authority.lastIndex(of: ":") else { return nil }
+        return authority[authority.index(after: colon)...]
     }
 
     /// Whether `host` is an IPv4 or IPv6 literal. TLS sends no SNI for one (RFC 6066 forbids it)

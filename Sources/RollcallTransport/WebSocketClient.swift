@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -35,12 +36,17 @@ public enum WebSocketClient {
     /// Connects to `url`, upgrades, and runs `body` with the incoming messages and a writer.
     /// Returns the server's close frame, if any, once `body` returns and the connection is closed.
     /// Throws ``WebSocketUpgradeRefused`` when the server refuses the upgrade.
+    ///
+    /// Rollcall's server speaks first (`welcome`, the watch snapshot): a server that has not
+    /// answered the upgrade and sent its first message `firstMessageWithin` after the connection
+    /// was made is dropped, so a peer that accepts and says nothing cannot hold a client forever.
     public static func connect(
         to url: ServerURL,
         headers extraHeaders: [(String, String)] = [],
         tls: TLSConfiguration? = nil,
         maxMessageBytes: Int = 1 << 14,
         connectTimeout: TimeAmount = .seconds(10),
+        firstMessageWithin: TimeAmount = .seconds(10),
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         _ body: (WebSocketInbound, WebSocketOutbound) async throws -> Void
     ) async throws -> WebSocketClose? {
@@ -58,6 +64,7 @@ public enum WebSocketClient {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connect(host: url.host, port: url.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    let deadline = channel.eventLoop.scheduleTask(in: firstMessageWithin) { channel.close(promise: nil) }
                     if let sslContext {
                         // No SNI for an IP literal; NIOSSL then verifies the certificate's IP
                         // entries against the address it connected to.
@@ -70,9 +77,11 @@ public enum WebSocketClient {
                         upgradePipelineHandler: { channel, _ in
                             channel.eventLoop.makeCompletedFuture {
                                 try channel.pipeline.syncOperations.addHandlers([
+                                    // Fragments of at least 1 KiB, at most 256 of them: a server cannot
+                                    // pin thousands of tiny receive buffers.
                                     NIOWebSocketFrameAggregator(
-                                        minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 1 << 16, maxAccumulatedFrameSize: maxMessageBytes),
-                                    ClientFrameHandler(closeBox: closeBox),
+                                        minNonFinalFragmentSize: 1024, maxAccumulatedFrameCount: 256, maxAccumulatedFrameSize: maxMessageBytes),
+                                    ClientFrameHandler(closeBox: closeBox, onFirstMessage: { deadline.cancel() }),
                                 ])
                                 return .upgraded(try NIOAsyncChannel<WebSocketFrame, WebSocketFrame>(wrappingChannelSynchronously: channel))
                             }
@@ -90,7 +99,11 @@ public enum WebSocketClient {
                     // The server sends `welcome` right behind its 101, often in the same segment:
                     // those bytes must reach the WebSocket decoder, not be dropped with the HTTP one.
                     pipeline.leftOverBytesStrategy = .forwardBytes
-                    return try channel.pipeline.syncOperations.configureUpgradableHTTPClientPipeline(configuration: pipeline)
+                    let result = try channel.pipeline.syncOperations.configureUpgradableHTTPClientPipeline(configuration: pipeline)
+                    // A 101 that does not check out (wrong accept key, no Upgrade header) fails the
+                    // upgrade without closing the socket: close it, or every retry leaks one.
+                    result.whenFailure { _ in channel.close(promise: nil) }
+                    return result
                 }
             }
         switch try await upgrade.get() {
@@ -155,14 +168,22 @@ public struct WebSocketOutbound: Sendable {
     public func close(code: UInt16 = 1000, reason: String = "") async throws {
         var data = ByteBuffer()
         data.writeInteger(code)
-        data.writeString(String(decoding: reason.utf8.prefix(123), as: UTF8.self))
+        // At most 123 bytes of reason, cut where a character ends.
+        var cut = ""
+        for character in reason {
+            guard cut.utf8.count + character.utf8.count <= 123 else { break }
+            cut.append(character)
+        }
+        data.writeString(cut)
         try await writer.write(WebSocketFrame(fin: true, opcode: .connectionClose, data: data))
     }
 }
 
 /// The server's close frame, set on the event loop, read after the channel closed.
-final class CloseBox: @unchecked Sendable {
-    // Written once by the channel's handler before the inbound stream ends; read after
-    // `executeThenClose` returned, which orders the two.
-    var value: WebSocketClose?
+final class CloseBox: Sendable {
+    private let box = NIOLockedValueBox<WebSocketClose?>(nil)
+    var value: WebSocketClose? {
+        get { box.withLockedValue { $0 } }
+        set { box.withLockedValue { $0 = newValue } }
+    }
 }

@@ -1,5 +1,12 @@
 import ArgumentParser
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import FoundationEssentials
 import Logging
 import RollcallAgent
 import RollcallCore
@@ -113,7 +120,7 @@ struct AgentCommand: AsyncParsableCommand {
         do {
             try await group.run()
         } catch let stop as AgentStop {
-            FileHandle.standardError.write(Data("rollcall-agent: \(stop.message)\n".utf8))
+            printToStandardError("rollcall-agent: \(stop.message)")
             throw ExitCode(stop.exitCode)
         }
     }
@@ -163,4 +170,19 @@ extension AgentCommand {
 struct AgentService: Service {
     let runner: AgentRunner
     func run() async throws { try await runner.run() }
+}
+
+/// One line on standard error. (`FileHandle` is in Foundation proper, which the agent does not
+/// link: it would bring ICU and some 50 MB with it.)
+func printToStandardError(_ line: String) {
+    var text = line
+    text.append("\n")
+    text.withUTF8 { bytes in
+        var rest = UnsafeRawBufferPointer(bytes)
+        while !rest.isEmpty {
+            let written = write(2, rest.baseAddress, rest.count)
+            if written <= 0 { return }
+            rest = UnsafeRawBufferPointer(rebasing: rest[written...])
+        }
+    }
 }

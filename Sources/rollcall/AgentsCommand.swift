@@ -95,6 +95,10 @@ struct Agents: AsyncParsableCommand {
         @OptionGroup var client: ClientOptions
         @Argument(help: "The agent id.") var id: String
 
+        func validate() throws {
+            if let problem = AgentID.validationError(id) { throw ValidationError(problem) }
+        }
+
         func run() async throws {
             try await runClient {
                 let agent = try await client.client.get("/v1/agents/\(id)")
@@ -137,6 +141,10 @@ struct Agents: AsyncParsableCommand {
         @OptionGroup var client: ClientOptions
         @Argument(help: "The agent id.") var id: String
 
+        func validate() throws {
+            if let problem = AgentID.validationError(id) { throw ValidationError(problem) }
+        }
+
         func run() async throws {
             try await runClient {
                 let result = try await client.client.send("DELETE", "/v1/agents/\(id)")
@@ -150,6 +158,10 @@ struct Agents: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Disconnect an agent (4002); it may reconnect.")
         @OptionGroup var client: ClientOptions
         @Argument(help: "The agent id.") var id: String
+
+        func validate() throws {
+            if let problem = AgentID.validationError(id) { throw ValidationError(problem) }
+        }
 
         func run() async throws {
             try await runClient {

@@ -3,7 +3,7 @@ import HummingbirdWSClient
 import NIOCore
 import NIOWebSocket
 import RollcallCore
-import RollcallServer
+@testable import RollcallServer
 import RollcallTesting
 import Testing
 
@@ -232,5 +232,29 @@ func waitForRows(_ path: String, _ sql: String, _ expected: [String], within lim
             #expect(try await ws.next()?.text.contains(#""seq":1"#) == true)
             #expect(server.presence.status(of: AgentID("rtt-1")!)?.rttMs != nil)
         }
+    }
+}
+
+@Suite struct PingScheduleTests {
+    @Test func anAgentThatKeepsBeatingIsPingedEveryTenthRoundForItsRoundTrip() {
+        var schedule = PingSchedule()
+        var sent: [Int] = []
+        for round in 1...30 {
+            schedule.heard()
+            if schedule.roundReached() { sent.append(round) }
+        }
+        #expect(sent == [10, 20, 30])
+    }
+
+    @Test func aQuietAgentIsPingedEveryRoundAndAHeardOneAgainOnceItFallsQuiet() {
+        var schedule = PingSchedule()
+        var answers: [Bool] = []
+        answers.append(schedule.roundReached())
+        answers.append(schedule.roundReached())
+        schedule.heard()
+        answers.append(schedule.roundReached())
+        // Nothing heard since that round: the next one pings, so a half-open socket is caught.
+        answers.append(schedule.roundReached())
+        #expect(answers == [true, true, false, true])
     }
 }

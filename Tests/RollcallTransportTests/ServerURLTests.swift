@@ -48,6 +48,10 @@ import Testing
         ("ws://user:pw@127.0.0.1:7777", "must not carry a user or password"),
         ("ws://127.0.0.1:7777/#x", "#fragment"),
         ("ws://127.0.0.1:77a", "is not a URL"),
+        ("ws://10.0.0.5:99999999999999999999", "between 1 and 65535"),
+        ("ws://10.0.0.5:", "between 1 and 65535"),
+        ("ws://evil.example%2F.good.example:7777", "not a host name or an IP address"),
+        ("ws://evil%00.example", "not a host name or an IP address"),
     ])
     func refusesWhatNoClientCanConnectToWithASentence(text: String, says: String) {
         do {
