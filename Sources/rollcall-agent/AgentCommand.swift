@@ -8,6 +8,8 @@ import Darwin
 #endif
 import FoundationEssentials
 import Logging
+import NIOCore
+import NIOPosix
 import RollcallAgent
 import RollcallCore
 import ServiceLifecycle
@@ -109,6 +111,9 @@ struct AgentCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // One event-loop thread: the agent has one connection, and every thread costs the
+        // machine it runs on memory (stack, malloc arena) for nothing.
+        NIOSingletons.groupLoopCountSuggestion = 1
         let settings = try settings()
         let configuration = try settings.configuration(hostname: ProcessInfo.processInfo.hostName)
         var logger = Logger(label: "rollcall-agent")
