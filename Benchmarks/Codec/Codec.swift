@@ -2,26 +2,41 @@
 // - binary: `decodeAgentBinary` on the frame's readable bytes, then the 9-byte ack into a reused buffer;
 // - text: `decodeAgentText` on the frame's readable bytes, then `writeAck` into a reused scratch
 //   buffer (`removeAll(keepingCapacity: true)` first, as the handler does).
+// Names without spaces (`heartbeat.binary.decodeAndAck`): the benchmark tool finds the stored
+// allocation thresholds (Thresholds/) by name, and writes them with spaces replaced.
 // The frame bytes are handed over as an `UnsafeRawBufferPointer`, as `ByteBuffer.withUnsafeReadableBytes`
 // does in the server. One operation is one heartbeat; results are per heartbeat (scaling factor K).
 import Benchmark
 import RollcallCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Under `ROLLCALL_BENCH_ALLOCATIONS=1` (the test suite's check, `scripts/bench-micro-check`) only
+/// allocations are measured: they are the same on every run, unlike time on a shared machine.
+let allocationsOnly = getenv("ROLLCALL_BENCH_ALLOCATIONS") != nil
+let measuredMetrics: [BenchmarkMetric] = allocationsOnly ? [.mallocCountTotal] : [.wallClock, .cpuTotal, .mallocCountTotal, .throughput]
+/// Any allocation more than the stored thresholds (Benchmarks/Thresholds/) is a regression.
+var allocationThresholds: [BenchmarkMetric: BenchmarkThresholds] { [.mallocCountTotal: .init(absolute: [.p90: 0])] }
 
 /// A server clock reading in the range the server really writes (13 digits).
 let serverTimeMs: Int64 = 1_764_000_000_123
 
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(
-        metrics: [.wallClock, .cpuTotal, .mallocCountTotal, .throughput],
+        metrics: measuredMetrics,
         timeUnits: .nanoseconds,
         warmupIterations: 10,
         scalingFactor: .kilo,
         maxDuration: .seconds(2),
-        maxIterations: 100_000
+        maxIterations: 100_000,
+        thresholds: allocationThresholds
     )
 
     // Goal: no allocation at all.
-    Benchmark("Binary heartbeat: decodeAgentBinary + ack into a reused buffer (as the server)") { benchmark in
+    Benchmark("heartbeat.binary.decodeAndAck") { benchmark in
         let frame = UnsafeMutableRawBufferPointer.allocate(byteCount: WireCodec.binaryFrameLength, alignment: 8)
         defer { frame.deallocate() }
         frame.copyBytes(from: WireCodec.encodeBinaryHeartbeat(seq: 0))
@@ -42,7 +57,7 @@ let benchmarks: @Sendable () -> Void = {
         benchmark.stopMeasurement()
     }
 
-    Benchmark("Binary heartbeat: decodeAgentBinary only") { benchmark in
+    Benchmark("heartbeat.binary.decode") { benchmark in
         let frame = UnsafeMutableRawBufferPointer.allocate(byteCount: WireCodec.binaryFrameLength, alignment: 8)
         defer { frame.deallocate() }
         frame.copyBytes(from: WireCodec.encodeBinaryHeartbeat(seq: 0))
@@ -57,12 +72,12 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     // The minimal text heartbeat of the protocol.
-    Benchmark("JSON heartbeat {type,seq}: decodeAgentText + writeAck") { benchmark in
+    Benchmark("heartbeat.json.minimal.decodeAndAck") { benchmark in
         jsonHeartbeat(benchmark, text: #"{"type":"heartbeat","seq":123}"#)
     }
 
     // What rollcall-agent sends in text mode: seq, sent_ms and late_ms.
-    Benchmark("JSON heartbeat {type,seq,sent_ms,late_ms}: decodeAgentText + writeAck") { benchmark in
+    Benchmark("heartbeat.json.agent.decodeAndAck") { benchmark in
         jsonHeartbeat(
             benchmark,
             text: WireCodec.encode(AgentMessage.heartbeat(Heartbeat(seq: 123_456, sentMs: 1_764_000_000_100, lateMs: 0))))

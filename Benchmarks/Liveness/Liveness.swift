@@ -9,6 +9,18 @@
 //   while measuring: the re-armed sweep reads 16 although `--allocation-stacks` finds none in it.
 import Benchmark
 import RollcallCore
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Under `ROLLCALL_BENCH_ALLOCATIONS=1` (the test suite's check, `scripts/bench-micro-check`) only
+/// allocations are measured: they are the same on every run, unlike time on a shared machine.
+let allocationsOnly = getenv("ROLLCALL_BENCH_ALLOCATIONS") != nil
+let measuredMetrics: [BenchmarkMetric] = allocationsOnly ? [.mallocCountTotal] : [.wallClock, .cpuTotal, .mallocCountTotal, .throughput]
+/// Any allocation more than the stored thresholds (Benchmarks/Thresholds/) is a regression.
+var allocationThresholds: [BenchmarkMetric: BenchmarkThresholds] { [.mallocCountTotal: .init(absolute: [.p90: 0])] }
 
 let agentCount = 100_000
 let expiring = 1_000
@@ -84,7 +96,7 @@ func signOfLife(_ benchmark: Benchmark, _ box: FleetBox) {
 
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(
-        metrics: [.wallClock, .cpuTotal, .mallocCountTotal, .throughput],
+        metrics: measuredMetrics,
         warmupIterations: 3,
         scalingFactor: .one,
         maxDuration: .seconds(3),
@@ -92,8 +104,9 @@ let benchmarks: @Sendable () -> Void = {
     )
 
     Benchmark(
-        "signOfLife: one heartbeat, 100,000 agents",
-        configuration: .init(timeUnits: .nanoseconds, warmupIterations: 10, scalingFactor: .kilo, maxIterations: 100_000)
+        "signOfLife.fixed.100k",
+        configuration: .init(
+            timeUnits: .nanoseconds, warmupIterations: 10, scalingFactor: .kilo, maxIterations: 100_000, thresholds: allocationThresholds)
     ) { benchmark, box in
         signOfLife(benchmark, box)
     } setup: {
@@ -101,8 +114,9 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     Benchmark(
-        "signOfLife: one heartbeat, 100,000 agents, phi-accrual detector",
-        configuration: .init(timeUnits: .nanoseconds, warmupIterations: 10, scalingFactor: .kilo, maxIterations: 100_000)
+        "signOfLife.phi.100k",
+        configuration: .init(
+            timeUnits: .nanoseconds, warmupIterations: 10, scalingFactor: .kilo, maxIterations: 100_000, thresholds: allocationThresholds)
     ) { benchmark, box in
         signOfLife(benchmark, box)
     } setup: {

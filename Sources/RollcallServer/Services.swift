@@ -262,7 +262,8 @@ struct LivenessSweeperService: Service {
         await withTaskCancellationOrGracefulShutdownHandler {
             await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
                 Thread.detachNewThread {
-                    Thread.current.name = "rollcall-sweeper"
+                    // At most 15 bytes: Linux refuses a longer thread name (and keeps the creator's).
+                    Thread.current.name = "rollcall-sweep"
                     loop(until: flag)
                     done.resume()
                 }
