@@ -10,7 +10,7 @@ import PackageDescription
 let rootDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
 let rootIdentity = rootDirectory.lastPathComponent.lowercased()
 
-let benchmarkDependency: [Target.Dependency] = [.product(name: "Benchmark", package: "benchmark")]
+let benchmarkDependency: [Target.Dependency] = [.product(name: "Benchmark", package: "benchmark"), "BenchmarkSupport"]
 let benchmarkPlugins: [Target.PluginUsage] = [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
 
 let package = Package(
@@ -23,6 +23,12 @@ let package = Package(
         .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
+        // Metrics and allocation thresholds the benchmark targets share.
+        .target(
+            name: "BenchmarkSupport",
+            dependencies: [.product(name: "Benchmark", package: "benchmark")],
+            path: "BenchmarkSupport"
+        ),
         // The plugin runs every executable target whose directory lies directly in Benchmarks/.
         // Each target lives in Benchmarks/<Name>/ and defines `let benchmarks` in <Name>.swift.
 

@@ -8,18 +8,7 @@
 // does in the server. One operation is one heartbeat; results are per heartbeat (scaling factor K).
 import Benchmark
 import RollcallCore
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
-/// Under `ROLLCALL_BENCH_ALLOCATIONS=1` (the test suite's check, `scripts/bench-micro-check`) only
-/// allocations are measured: they are the same on every run, unlike time on a shared machine.
-let allocationsOnly = getenv("ROLLCALL_BENCH_ALLOCATIONS") != nil
-let measuredMetrics: [BenchmarkMetric] = allocationsOnly ? [.mallocCountTotal] : [.wallClock, .cpuTotal, .mallocCountTotal, .throughput]
-/// Any allocation more than the stored thresholds (Benchmarks/Thresholds/) is a regression.
-var allocationThresholds: [BenchmarkMetric: BenchmarkThresholds] { [.mallocCountTotal: .init(absolute: [.p90: 0])] }
+import BenchmarkSupport
 
 /// A server clock reading in the range the server really writes (13 digits).
 let serverTimeMs: Int64 = 1_764_000_000_123

@@ -9,18 +9,7 @@
 //   while measuring: the re-armed sweep reads 16 although `--allocation-stacks` finds none in it.
 import Benchmark
 import RollcallCore
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
-/// Under `ROLLCALL_BENCH_ALLOCATIONS=1` (the test suite's check, `scripts/bench-micro-check`) only
-/// allocations are measured: they are the same on every run, unlike time on a shared machine.
-let allocationsOnly = getenv("ROLLCALL_BENCH_ALLOCATIONS") != nil
-let measuredMetrics: [BenchmarkMetric] = allocationsOnly ? [.mallocCountTotal] : [.wallClock, .cpuTotal, .mallocCountTotal, .throughput]
-/// Any allocation more than the stored thresholds (Benchmarks/Thresholds/) is a regression.
-var allocationThresholds: [BenchmarkMetric: BenchmarkThresholds] { [.mallocCountTotal: .init(absolute: [.p90: 0])] }
+import BenchmarkSupport
 
 let agentCount = 100_000
 let expiring = 1_000
