@@ -48,6 +48,7 @@ public struct LoadConfiguration: Sendable {
 
     /// `127.0.0.2-127.0.0.40` → every address in the range; loopback only.
     public static func parseSources(_ text: String) -> [String]? {
+        if text == "::1" { return ["::1"] }
         let parts = text.split(separator: "-", maxSplits: 1).map(String.init)
         func octets(_ s: String) -> [Int]? {
             let o = s.split(separator: ".").compactMap { Int($0) }

@@ -19,7 +19,8 @@ struct LoadCommand: AsyncParsableCommand {
     @Flag(help: "Flood: keep --window heartbeats in flight per connection, each ack triggering the next.") var flood = false
     @Option(help: "Heartbeats in flight per connection with --flood.") var window: Int = 8
     @Option(help: "Seconds to measure after the ramp.") var duration: Double = 30
-    @Option(help: "Source addresses, e.g. 127.0.0.2-127.0.0.40, to pass ~28k ephemeral ports per address.") var source: String = "127.0.0.1"
+    @Option(help: "Source addresses, e.g. 127.0.0.2-127.0.0.40, to pass ~28k ephemeral ports per address (default: 127.0.0.1, or ::1 for an IPv6 --host).")
+    var source: String?
     @Option(help: "steady, churn, storm, herd or silence.") var scenario: String = "steady"
     @Option(name: .customLong("storm-count"), help: "Agents that drop at once in the storm scenario.") var stormCount: Int = 0
     @Option(help: "Seconds between the ramp and the storm.") var settle: Double = 5
@@ -33,8 +34,13 @@ struct LoadCommand: AsyncParsableCommand {
         guard host.hasPrefix("127.") || host == "::1" || host == "localhost" else {
             throw ValidationError("--host must be a loopback address (127.0.0.0/8 or ::1); the load generator never targets other hosts")
         }
-        guard LoadConfiguration.parseSources(source) != nil else {
-            throw ValidationError("--source must be a loopback address or range, e.g. 127.0.0.2-127.0.0.40")
+        if let source {
+            guard let sources = LoadConfiguration.parseSources(source) else {
+                throw ValidationError("--source must be a loopback address or range, e.g. 127.0.0.2-127.0.0.40, or ::1")
+            }
+            guard sources[0].contains(":") == host.contains(":") else {
+                throw ValidationError("--source and --host must both be IPv4 or both IPv6 (e.g. --host ::1 --source ::1)")
+            }
         }
         guard LoadConfiguration.Scenario(rawValue: scenario) != nil else { throw ValidationError("--scenario must be steady, churn, storm, herd or silence") }
         guard (1...200_000).contains(agents) else { throw ValidationError("--agents must be between 1 and 200000") }
@@ -56,7 +62,7 @@ struct LoadCommand: AsyncParsableCommand {
         configuration.flood = flood
         configuration.window = window
         configuration.durationSeconds = duration
-        configuration.sourceAddresses = LoadConfiguration.parseSources(source)!
+        configuration.sourceAddresses = source.flatMap(LoadConfiguration.parseSources) ?? [host.contains(":") ? "::1" : "127.0.0.1"]
         configuration.scenario = LoadConfiguration.Scenario(rawValue: scenario)!
         configuration.stormCount = stormCount
         configuration.settleSeconds = settle

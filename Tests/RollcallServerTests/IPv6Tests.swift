@@ -34,6 +34,14 @@ import Testing
             kill(process.processIdentifier, SIGTERM)
             let offline = try await server.transitions.waitFor(agent: "v6-bin", to: .offline)
             #expect(offline.reason == .goodbye)
+
+            // The load generator too: its connections leave from ::1 and name the host in brackets.
+            let load = productsDirectory.appendingPathComponent("rollcall-load").path
+            let (loadStatus, report) = try await runProcess([
+                load, "--host", "::1", "--port", String(server.port), "--agents", "5", "--interval-ms", "200", "--duration", "1",
+            ])
+            #expect(loadStatus == 0, "\(report)")
+            #expect(report.contains(#""connected":5,"failed_connects":0"#), "\(report)")
         }
     }
 
