@@ -23,6 +23,9 @@ public struct AgentConfiguration: Sendable {
     public var statusFile: String?
     /// Stop (exit 69) when the server could not be reached for this long; `nil` retries forever.
     public var giveUpAfter: Duration?
+    /// With nothing from the server for this long the agent pings it, and after three times this
+    /// long it drops the connection and reconnects: a server gone without a FIN is noticed.
+    public var keepalive: Duration = .seconds(15)
     public var initialBackoff: Duration = .milliseconds(500)
     public var maxBackoff: Duration = .seconds(30)
 

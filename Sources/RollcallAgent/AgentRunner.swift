@@ -118,7 +118,8 @@ public struct AgentRunner: Sendable {
         do {
             let target = try configuration.handshakeTarget()
             let tls = target.scheme.isTLS ? try tlsConfiguration() : nil
-            let close = try await WebSocketClient.connect(to: target, headers: headers, tls: tls, maxMessageBytes: 1 << 14) {
+            let keepalive = TimeAmount.nanoseconds(Int64(configuration.keepalive / .nanoseconds(1)))
+            let close = try await WebSocketClient.connect(to: target, headers: headers, tls: tls, maxMessageBytes: 1 << 14, keepalive: keepalive) {
                 inbound, outbound in
                 var iterator = inbound.makeAsyncIterator()
                 // The server closed before its welcome (e.g. 4003): the close code says why.
@@ -186,6 +187,9 @@ public struct AgentRunner: Sendable {
             let text = { (key: String) in json?[key]?.stringValue.map { TerminalText.escaped(String($0.prefix(300))) } }
             return .refused(
                 HandshakeRefusal(status: refused.status, code: text("error"), message: text("message"), retryAfterSeconds: refused.retryAfterSeconds))
+        } catch let silent as WebSocketServerSilent {
+            if welcomed.isSet { onWelcome() }
+            return .failed("the server at \(configuration.serverURL) stopped answering (\(silent)); reconnecting")
         } catch let problem as ServerURL.Problem {
             return .misconfigured(problem.description)
         } catch {

@@ -85,6 +85,7 @@ public struct WatchFeed: Sendable {
             let json = try? JSONParser.parse(refused.body)
             return "refused \(refused.status)" + (json?["message"]?.stringValue.map { ": " + TerminalText.escaped($0) } ?? "")
         }
+        if let silent = error as? WebSocketServerSilent { return "no answer: \(silent)" }
         let text = "\(error)"
         if text.contains("connectionRefused") || text.contains("Connection refused") || text.contains("errno: 111") { return "connection refused" }
         if text.contains("failedToValidateHostname") { return "the certificate does not name this host or address" }

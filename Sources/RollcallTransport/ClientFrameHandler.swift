@@ -15,10 +15,41 @@ final class ClientFrameHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var onFirstMessage: (() -> Void)?
     private var sentClose = false
     private var closeTimer: Scheduled<Void>?
+    private let keepalive: TimeAmount?
+    private var keepaliveTask: RepeatedTask?
+    private var silence = Silence()
 
-    init(closeBox: CloseBox, onFirstMessage: @escaping () -> Void) {
+    init(closeBox: CloseBox, keepalive: TimeAmount?, onFirstMessage: @escaping () -> Void) {
         self.closeBox = closeBox
+        self.keepalive = keepalive
         self.onFirstMessage = onFirstMessage
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        guard let keepalive else { return }
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        keepaliveTask = context.eventLoop.scheduleRepeatedTask(initialDelay: keepalive, delay: keepalive) { _ in
+            let (handler, context) = loopBound.value
+            handler.keepaliveTick(context: context, period: keepalive)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        keepaliveTask?.cancel()
+    }
+
+    private func keepaliveTick(context: ChannelHandlerContext, period: TimeAmount) {
+        switch silence.tick() {
+        case .fine:
+            break
+        case .ping:
+            guard !sentClose, context.channel.isWritable else { return }
+            context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .ping, maskKey: .random(), data: ByteBuffer())), promise: nil)
+        case .dead(let periods):
+            closeBox.silentForMs = Int64(periods) * period.nanoseconds / 1_000_000
+            keepaliveTask?.cancel()
+            context.close(promise: nil)
+        }
     }
 
     /// The code to answer a server's close with: its own when that may be sent on the wire
@@ -33,6 +64,7 @@ final class ClientFrameHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = unwrapInboundIn(data)
+        silence.heard()
         switch frame.opcode {
         case .ping:
             // Unwritable: the server is not reading; answering would only queue pongs in memory
@@ -92,6 +124,7 @@ final class ClientFrameHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         closeTimer?.cancel()
+        keepaliveTask?.cancel()
         context.fireChannelInactive()
     }
 
@@ -100,6 +133,32 @@ final class ClientFrameHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // longer in sync; drop the connection and let the caller reconnect.
         context.fireErrorCaught(error)
         context.close(promise: nil)
+    }
+}
+
+/// Keepalive periods without a frame from the server: after one, ping; after three, give up.
+struct Silence {
+    enum Verdict: Equatable {
+        case fine
+        case ping
+        case dead(periods: Int)
+    }
+
+    static let deadAfter = 3
+    private var heardThisPeriod = false
+    private var quietPeriods = 0
+
+    mutating func heard() { heardThisPeriod = true }
+
+    /// One keepalive period ended.
+    mutating func tick() -> Verdict {
+        defer { heardThisPeriod = false }
+        if heardThisPeriod {
+            quietPeriods = 0
+            return .fine
+        }
+        quietPeriods += 1
+        return quietPeriods >= Self.deadAfter ? .dead(periods: quietPeriods) : .ping
     }
 }
 

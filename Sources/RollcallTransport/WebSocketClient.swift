@@ -40,6 +40,11 @@ public enum WebSocketClient {
     /// Rollcall's server speaks first (`welcome`, the watch snapshot): a server that has not
     /// answered the upgrade and sent its first message `firstMessageWithin` after the connection
     /// was made is dropped, so a peer that accepts and says nothing cannot hold a client forever.
+    ///
+    /// With `keepalive`, a connection on which nothing arrived for that long is pinged, and one on
+    /// which nothing arrived for three times that long is closed and ``WebSocketServerSilent`` is
+    /// thrown: a server that vanished without a FIN (a half-open connection) is noticed in
+    /// seconds, not after TCP's retransmissions give up a quarter of an hour later.
     public static func connect(
         to url: ServerURL,
         headers extraHeaders: [(String, String)] = [],
@@ -47,6 +52,7 @@ public enum WebSocketClient {
         maxMessageBytes: Int = 1 << 14,
         connectTimeout: TimeAmount = .seconds(10),
         firstMessageWithin: TimeAmount = .seconds(10),
+        keepalive: TimeAmount? = .seconds(15),
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         _ body: (WebSocketInbound, WebSocketOutbound) async throws -> Void
     ) async throws -> WebSocketClose? {
@@ -81,7 +87,7 @@ public enum WebSocketClient {
                                     // pin thousands of tiny receive buffers.
                                     NIOWebSocketFrameAggregator(
                                         minNonFinalFragmentSize: 1024, maxAccumulatedFrameCount: 256, maxAccumulatedFrameSize: maxMessageBytes),
-                                    ClientFrameHandler(closeBox: closeBox, onFirstMessage: { deadline.cancel() }),
+                                    ClientFrameHandler(closeBox: closeBox, keepalive: keepalive, onFirstMessage: { deadline.cancel() }),
                                 ])
                                 return .upgraded(try NIOAsyncChannel<WebSocketFrame, WebSocketFrame>(wrappingChannelSynchronously: channel))
                             }
@@ -113,6 +119,7 @@ public enum WebSocketClient {
             try await channel.executeThenClose { inbound, outbound in
                 try await body(WebSocketInbound(frames: inbound, closeBox: closeBox), WebSocketOutbound(writer: outbound))
             }
+            if let silence = closeBox.silentForMs { throw WebSocketServerSilent(milliseconds: silence) }
             return closeBox.value
         }
     }
@@ -179,11 +186,25 @@ public struct WebSocketOutbound: Sendable {
     }
 }
 
-/// The server's close frame, set on the event loop, read after the channel closed.
+/// Nothing came from the server for `milliseconds`, pings included: the connection was dropped.
+public struct WebSocketServerSilent: Error, Sendable, CustomStringConvertible {
+    public var milliseconds: Int64
+    public var description: String {
+        "the server sent nothing for \(milliseconds / 1000).\(milliseconds % 1000 / 100) s, not even a pong"
+    }
+}
+
+/// How the connection ended, as the channel saw it: set on the event loop, read after it closed.
 final class CloseBox: Sendable {
-    private let box = NIOLockedValueBox<WebSocketClose?>(nil)
+    private let box = NIOLockedValueBox<(close: WebSocketClose?, silentForMs: Int64?)>((nil, nil))
+    /// The server's close frame.
     var value: WebSocketClose? {
-        get { box.withLockedValue { $0 } }
-        set { box.withLockedValue { $0 = newValue } }
+        get { box.withLockedValue { $0.close } }
+        set { box.withLockedValue { $0.close = newValue } }
+    }
+    /// Milliseconds of silence after which the client dropped the connection.
+    var silentForMs: Int64? {
+        get { box.withLockedValue { $0.silentForMs } }
+        set { box.withLockedValue { $0.silentForMs = newValue } }
     }
 }

@@ -59,3 +59,34 @@ import Testing
         }
     }
 }
+
+/// A server that stops answering without closing (a half-open connection, here a stopped process).
+@Suite(.timeLimit(.minutes(1))) struct SilentServerTests {
+    @Test func anAgentDropsAConnectionOnWhichTheServerFellSilentAndSaysSo() async throws {
+        try await withTemporaryDirectory { dir in
+            let port = try freeLoopbackPort()
+            let server = try ServerProcess(port: port, databasePath: dir.appendingPathComponent("r.db").path)
+            defer { server.kill(SIGKILL) }
+            try await server.waitUntilReady()
+            var configuration = AgentConfiguration(serverURL: "ws://127.0.0.1:\(port)", agentID: AgentID("silent-1")!)
+            configuration.keepalive = .milliseconds(200)
+            configuration.requestedIntervalMs = 1000
+            let quiet = Logger(label: "agent", factory: { _ in SwiftLogNoOpLogHandler() })
+            let agent = AgentRunner(configuration: configuration, logger: quiet)
+            async let outcome = agent.runOnce(onWelcome: {})
+            // Stop the server once the agent is in (its row exists), so its kernel keeps the
+            // connection open while nothing answers.
+            try await waitForRows(dir.appendingPathComponent("r.db").path, "SELECT count(*) FROM sessions WHERE agent_id = 'silent-1'", ["1"])
+            server.kill(SIGSTOP)
+            let result = await outcome
+            server.kill(SIGCONT)
+            guard case .failed(let why) = result else {
+                Issue.record("expected the agent to give up on the silent server, got \(result)")
+                return
+            }
+            #expect(why.contains("stopped answering"), "\(why)")
+            #expect(why.contains("not even a pong"), "\(why)")
+        }
+    }
+}
+
