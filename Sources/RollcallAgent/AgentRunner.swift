@@ -118,7 +118,10 @@ public struct AgentRunner: Sendable {
         do {
             let target = try configuration.handshakeTarget()
             let tls = target.scheme.isTLS ? try tlsConfiguration() : nil
-            let keepalive = TimeAmount.nanoseconds(Int64(configuration.keepalive / .nanoseconds(1)))
+            // At most a day, in whole milliseconds: no arithmetic on a configured value can trap.
+            let keepaliveMs = min(max(configuration.keepalive.components.seconds, 0), 86_400) * 1000
+                + configuration.keepalive.components.attoseconds / 1_000_000_000_000_000
+            let keepalive: TimeAmount? = keepaliveMs > 0 ? .milliseconds(keepaliveMs) : nil
             let close = try await WebSocketClient.connect(to: target, headers: headers, tls: tls, maxMessageBytes: 1 << 14, keepalive: keepalive) {
                 inbound, outbound in
                 var iterator = inbound.makeAsyncIterator()
@@ -188,6 +191,7 @@ public struct AgentRunner: Sendable {
             return .refused(
                 HandshakeRefusal(status: refused.status, code: text("error"), message: text("message"), retryAfterSeconds: refused.retryAfterSeconds))
         } catch let silent as WebSocketServerSilent {
+            if saidBye.isSet { return .saidGoodbye }
             if welcomed.isSet { onWelcome() }
             return .failed("the server at \(configuration.serverURL) stopped answering (\(silent)); reconnecting")
         } catch let problem as ServerURL.Problem {

@@ -49,14 +49,22 @@ public struct LoadConfiguration: Sendable {
     /// `127.0.0.2-127.0.0.40` → every address in the range; loopback only.
     public static func parseSources(_ text: String) -> [String]? {
         if text == "::1" { return ["::1"] }
-        let parts = text.split(separator: "-", maxSplits: 1).map(String.init)
+        let parts = text.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        /// The four numbers of a dotted IPv4 loopback address, strictly (no empty or extra parts).
         func octets(_ s: String) -> [Int]? {
-            let o = s.split(separator: ".").compactMap { Int($0) }
-            return o.count == 4 && o.allSatisfy({ (0...255).contains($0) }) ? o : nil
+            let fields = s.split(separator: ".", omittingEmptySubsequences: false)
+            let o = fields.compactMap { $0.count <= 3 && $0.allSatisfy(\.isASCII) ? Int($0) : nil }
+            return fields.count == 4 && o.count == 4 && o.allSatisfy({ (0...255).contains($0) }) && o[0] == 127 ? o : nil
         }
-        guard let first = octets(parts[0]), first[0] == 127 else { return nil }
-        guard parts.count == 2 else { return [parts[0]] }
-        guard let last = octets(parts[1]), last[0] == 127, last[1] == first[1], last[2] == first[2], last[3] >= first[3] else { return nil }
+        guard let firstText = parts.first, let first = octets(firstText) else { return nil }
+        guard parts.count == 2 else { return [firstText] }
+        guard let last = octets(parts[1]), last[1] == first[1], last[2] == first[2], last[3] >= first[3] else { return nil }
         return (first[3]...last[3]).map { "127.\(first[1]).\(first[2]).\($0)" }
+    }
+
+    /// Whether `host` is a loopback address the load generator may target: an IPv4 literal in
+    /// 127.0.0.0/8, `::1` or `localhost` (never a name that could resolve elsewhere).
+    public static func isLoopback(_ host: String) -> Bool {
+        host == "localhost" || host == "::1" || parseSources(host)?.count == 1 && !host.contains(":")
     }
 }

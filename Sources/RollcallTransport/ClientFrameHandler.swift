@@ -46,6 +46,8 @@ final class ClientFrameHandler: ChannelDuplexHandler, RemovableChannelHandler {
             guard !sentClose, context.channel.isWritable else { return }
             context.writeAndFlush(wrapOutboundOut(WebSocketFrame(fin: true, opcode: .ping, maskKey: .random(), data: ByteBuffer())), promise: nil)
         case .dead(let periods):
+            // A closing handshake under way has its own 5 s timer; its outcome is the close.
+            guard !sentClose else { return }
             closeBox.silentForMs = Int64(periods) * period.nanoseconds / 1_000_000
             keepaliveTask?.cancel()
             context.close(promise: nil)
@@ -120,6 +122,12 @@ final class ClientFrameHandler: ChannelDuplexHandler, RemovableChannelHandler {
             closeTimer = context.eventLoop.scheduleTask(in: .seconds(5)) { channel.close(promise: nil) }
         }
         context.write(wrapOutboundOut(frame), promise: promise)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        // Bytes arrived, even if they are only part of a large message still in transit.
+        silence.heard()
+        context.fireChannelReadComplete()
     }
 
     func channelInactive(context: ChannelHandlerContext) {

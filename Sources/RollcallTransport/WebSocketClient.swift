@@ -56,6 +56,7 @@ public enum WebSocketClient {
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         _ body: (WebSocketInbound, WebSocketOutbound) async throws -> Void
     ) async throws -> WebSocketClose? {
+        let keepalive = keepalive.flatMap { $0 > .zero ? $0 : nil }  // zero or less: off
         var tls = tls ?? .makeClientConfiguration()
         // After the closing handshake there is nothing left to protect: do not wait the default
         // 5 s for a close_notify the server may never send.
@@ -119,7 +120,8 @@ public enum WebSocketClient {
             try await channel.executeThenClose { inbound, outbound in
                 try await body(WebSocketInbound(frames: inbound, closeBox: closeBox), WebSocketOutbound(writer: outbound))
             }
-            if let silence = closeBox.silentForMs { throw WebSocketServerSilent(milliseconds: silence) }
+            // The server's close frame, when there is one, says more than our own verdict.
+            if closeBox.value == nil, let silence = closeBox.silentForMs { throw WebSocketServerSilent(milliseconds: silence) }
             return closeBox.value
         }
     }

@@ -31,7 +31,7 @@ struct LoadCommand: AsyncParsableCommand {
     @Option(help: "Event-loop threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
     func validate() throws {
-        guard host.hasPrefix("127.") || host == "::1" || host == "localhost" else {
+        guard LoadConfiguration.isLoopback(host) else {
             throw ValidationError("--host must be a loopback address (127.0.0.0/8 or ::1); the load generator never targets other hosts")
         }
         if let source {

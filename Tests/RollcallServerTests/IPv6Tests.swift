@@ -88,5 +88,17 @@ import Testing
             #expect(why.contains("not even a pong"), "\(why)")
         }
     }
-}
 
+    @Test func aQuietButLivingServerKeepsTheConnectionThroughItsPongs() async throws {
+        try await LiveServer.with { server in
+            // Beats every 5 s, keepalive 200 ms: between beats only the pongs to the agent's own
+            // pings show the server is there, for ten keepalive periods.
+            var configuration = AgentConfiguration(serverURL: server.wsBase, agentID: AgentID("quiet-1")!)
+            configuration.keepalive = .milliseconds(200)
+            configuration.requestedIntervalMs = 5000
+            let quiet = Logger(label: "agent", factory: { _ in SwiftLogNoOpLogHandler() })
+            let outcome = await AgentRunner(configuration: configuration, logger: quiet).runOnce(leaveAfter: .seconds(2))
+            #expect(outcome == .saidGoodbye)
+        }
+    }
+}
