@@ -8,7 +8,6 @@ import RollcallServer
 import RollcallTesting
 import RollcallTop
 import RollcallTransport
-import Synchronization
 import Testing
 
 /// wss:// and https:// with certificates the test makes (a private CA and a server certificate),
@@ -56,33 +55,23 @@ import Testing
     }
 
     /// The first thing `rollcall top`'s feed hears from `server`: live, or the reason it is not.
+    /// Awaited from the feed's own events, not polled.
     func firstWatchEvent(_ server: String, ca: String?) async throws -> String {
         let client = try APIClient(baseURL: server, caFile: ca)
         let feed = WatchFeed(server: client.server, tls: client.tls, logger: quiet)
-        let first = FirstWord()
+        let (words, said) = AsyncStream.makeStream(of: String.self)
         let task = Task {
             await feed.run { event in
                 switch event {
-                case .status(.live): first.set("live")
-                case .status(.reconnecting(attempt: _, let error)): first.set(error)
+                case .status(.live): said.yield("live")
+                case .status(.reconnecting(attempt: _, let error)): said.yield(error)
                 default: break
                 }
             }
         }
         defer { task.cancel() }
-        return try await first.wait()
-    }
-
-    /// The first word said, once.
-    final class FirstWord: Sendable {
-        private let word = Mutex<String?>(nil)
-        func set(_ text: String) { word.withLock { if $0 == nil { $0 = text } } }
-        func wait() async throws -> String {
-            while true {
-                if let text = word.withLock({ $0 }) { return text }
-                try await Task.sleep(for: .milliseconds(10))
-            }
-        }
+        for await word in words { return word }
+        return ""
     }
 
     @Test(arguments: ["localhost", "127.0.0.1"])
