@@ -1,10 +1,8 @@
-import FoundationEssentials
 import Logging
 import NIOCore
 import NIOSSL
 import RollcallCore
 import RollcallTransport
-import ServiceLifecycle
 import Synchronization
 
 /// How one connection of an agent ended.
@@ -38,11 +36,14 @@ public struct AgentRunner: Sendable {
     public let configuration: AgentConfiguration
     public let logger: Logger
     public var events: AgentEvents
+    /// Triggered, the runner says `bye`, closes with 1000 and returns.
+    public let shutdown: AgentShutdown
 
-    public init(configuration: AgentConfiguration, logger: Logger, events: AgentEvents = .init()) {
+    public init(configuration: AgentConfiguration, logger: Logger, events: AgentEvents = .init(), shutdown: AgentShutdown = AgentShutdown()) {
         self.configuration = configuration
         self.logger = logger
         self.events = events
+        self.shutdown = shutdown
     }
 
     /// Runs until graceful shutdown or cancellation, reconnecting as needed. Throws ``AgentStop``
@@ -51,14 +52,14 @@ public struct AgentRunner: Sendable {
         var backoff = Backoff(initial: configuration.initialBackoff, maximum: configuration.maxBackoff)
         var rng = SystemRandomNumberGenerator()
         var unreachableSince: ContinuousClock.Instant?
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+        while !Task.isCancelled && !shutdown.isTriggered {
             var welcomed = false
             let outcome = await runOnce(onWelcome: {
                 backoff.reset()
                 welcomed = true
             })
             if welcomed { unreachableSince = nil }
-            if Task.isCancelled || Task.isShuttingDownGracefully || outcome == .saidGoodbye { return }
+            if Task.isCancelled || shutdown.isTriggered || outcome == .saidGoodbye { return }
             var floor: Duration = .zero
             switch outcome {
             case .closedByServer(let code, let reason):
@@ -101,7 +102,7 @@ public struct AgentRunner: Sendable {
             let jittered = backoff.nextDelay(using: &rng)
             let delay = floor > .zero ? floor + jittered / 4 : jittered
             logger.info("reconnecting", metadata: ["in_ms": "\(Int((delay / .milliseconds(1)).rounded()))"])
-            await pause(delay)
+            await shutdown.pause(delay)
         }
     }
 
@@ -115,6 +116,7 @@ public struct AgentRunner: Sendable {
         let configuration = self.configuration
         let events = self.events
         let logger = self.logger
+        let shutdown = self.shutdown
         do {
             let target = try configuration.handshakeTarget()
             let tls = target.scheme.isTLS ? try tlsConfiguration() : nil
@@ -152,13 +154,13 @@ public struct AgentRunner: Sendable {
                         // when the caller asked to leave after a while.
                         if let leaveAfter {
                             try await withThrowingTaskGroup(of: Void.self) { race in
-                                race.addTask { try await gracefulShutdown() }
-                                race.addTask { try await Task.sleep(for: leaveAfter) }
+                                race.addTask { try await shutdown.wait() }
+                                race.addTask { try await EventLoopSleep.for(leaveAfter) }
                                 try await race.next()
                                 race.cancelAll()
                             }
                         } else {
-                            try await gracefulShutdown()
+                            try await shutdown.wait()
                         }
                         saidBye.set()
                         try await outbound.send(text: WireCodec.encode(.bye(reason: "shutdown")))
@@ -208,14 +210,14 @@ public struct AgentRunner: Sendable {
     static func misconfiguration(_ error: any Error, configuration: AgentConfiguration) -> String? {
         let text = "\(error)"
         let server = configuration.serverURL
-        if text.contains("CERTIFICATE_VERIFY_FAILED") || text.contains("certificate verify failed") {
+        if text.has("CERTIFICATE_VERIFY_FAILED") || text.has("certificate verify failed") {
             let ca = configuration.caFile.map { "the CA in \($0)" } ?? "the system's trusted CAs"
             return "the certificate of \(server) is not signed by \(ca): pass --ca with the CA that signed it (\(TerminalText.escaped(String(text.prefix(120)))))"
         }
-        if text.contains("failedToValidateHostname") || (text.lowercased().contains("hostname") && text.lowercased().contains("mismatch")) {
+        if text.has("failedToValidateHostname") || (text.lowercased().has("hostname") && text.lowercased().has("mismatch")) {
             return "the certificate of \(server) does not name that host or address: connect with a name or IP the certificate lists"
         }
-        if let ca = configuration.caFile, text.contains("NIOSSL") && (text.contains("failedToLoadCertificate") || text.contains("errno") || text.contains("fileNotFound")) {
+        if let ca = configuration.caFile, text.has("NIOSSL") && (text.has("failedToLoadCertificate") || text.has("errno") || text.has("fileNotFound")) {
             return "the --ca file \(ca) cannot be read as PEM certificates"
         }
         return nil
@@ -224,26 +226,26 @@ public struct AgentRunner: Sendable {
     /// One sentence for a connection that failed, instead of the transport's error dump.
     static func describe(_ error: any Error, server: String) -> String {
         let text = "\(error)"
-        if text.contains("errno: 111") || text.contains("Connection refused") || text.contains("connectionRefused") {
+        if text.has("errno: 111") || text.has("Connection refused") || text.has("connectionRefused") {
             return "nothing accepts connections at \(server) (connection refused): is the server running, and is the port right?"
         }
-        if text.contains("connectTimeout") || text.contains("timeout") || text.contains("Timeout") {
+        if text.has("connectTimeout") || text.has("timeout") || text.has("Timeout") {
             return "no answer from \(server) in time: the host may be down or a firewall drops the packets"
         }
-        if text.contains("DNS") || text.contains("resolve") || text.contains("NXDOMAIN") || text.contains("errno: -2") {
+        if text.has("DNS") || text.has("resolve") || text.has("NXDOMAIN") || text.has("errno: -2") {
             return "cannot resolve the host of \(server)"
         }
-        if text.contains("errno: 113") || text.contains("errno: 101") {
+        if text.has("errno: 113") || text.has("errno: 101") {
             return "no route to \(server)"
         }
         if error is AgentError { return "the server at \(server) did not open with a welcome: is it a Rollcall server?" }
-        if text.contains("upgraderDeniedUpgrade") || text.contains("invalidUpgradeResponse") || text.contains("inappropriateOperationForState") {
+        if text.has("upgraderDeniedUpgrade") || text.has("invalidUpgradeResponse") || text.has("inappropriateOperationForState") {
             return "the server at \(server) answered the WebSocket upgrade wrongly: is it a Rollcall server, or a proxy in the way?"
         }
-        if text.contains("ioOnClosedChannel") || text.contains("alreadyClosed") || text.contains("eof") || text.contains("EOF") {
+        if text.has("ioOnClosedChannel") || text.has("alreadyClosed") || text.has("eof") || text.has("EOF") {
             return "the connection to \(server) closed during the handshake"
         }
-        if text.contains("NIOSSL") || text.contains("BoringSSL") || text.contains("handshakeFailed") {
+        if text.has("NIOSSL") || text.has("BoringSSL") || text.has("handshakeFailed") {
             return "TLS with \(server) failed: \(TerminalText.escaped(String(text.prefix(160))))"
         }
         return TerminalText.escaped(String(text.prefix(200)))
@@ -265,7 +267,7 @@ public struct AgentRunner: Sendable {
         var next = ContinuousClock.now + .milliseconds(Int64.random(in: 0...max(1, welcome.intervalMs)))
         var seq: UInt64 = 0
         while !Task.isCancelled {
-            try await Task.sleep(until: next, clock: .continuous)
+            try await EventLoopSleep.until(next)
             let now = ContinuousClock.now
             let late = now - next
             seq += 1
@@ -287,8 +289,8 @@ public struct AgentRunner: Sendable {
 
 /// The status file's JSON object, when it holds one of at most 1 KiB.
 func readStatus(_ path: String) -> JSONValue? {
-    guard let data = FileManager.default.contents(atPath: path), data.count <= WireCodec.maxStatusBytes,
-        let value = try? JSONParser.parse(Array(data)), case .object = value
+    guard let data = readSmallFile(path, limit: WireCodec.maxStatusBytes),
+        let value = try? JSONParser.parse(data), case .object = value
     else { return nil }
     return value
 }
@@ -318,7 +320,13 @@ enum AgentError: Error {
     case noWelcome
 }
 
-/// Sleeps for `duration`, returning early on cancellation or graceful shutdown.
-public func pause(_ duration: Duration) async {
-    try? await cancelWhenGracefulShutdown { try await Task.sleep(for: duration) }
+extension String {
+    /// Whether `needle` occurs in this text, byte for byte. (`contains(_:)` on strings lives in
+    /// _StringProcessing, the regex library: a megabyte of the agent for a substring test.)
+    func has(_ needle: String) -> Bool {
+        let haystack = Array(utf8), pattern = Array(needle.utf8)
+        guard !pattern.isEmpty else { return true }
+        guard haystack.count >= pattern.count else { return false }
+        return (0...(haystack.count - pattern.count)).contains { haystack[$0..<($0 + pattern.count)].elementsEqual(pattern) }
+    }
 }

@@ -1,4 +1,3 @@
-import FoundationEssentials
 import RollcallCore
 
 /// The agent's settings from its three sources. Flags win over the environment, which wins over
@@ -104,7 +103,7 @@ public struct AgentSettings: Sendable, Equatable {
         if let problem = AgentID.validationError(id) { throw Problem("id: \(problem)") }
         if let intervalMs, intervalMs <= 0 { throw Problem("the interval must be a positive number of milliseconds, e.g. 5000") }
         if let ca {
-            guard FileManager.default.isReadableFile(atPath: ca) else { throw Problem("the CA file \(ca) cannot be read") }
+            guard isReadableFile(ca) else { throw Problem("the CA file \(ca) cannot be read") }
             guard server.lowercased().hasPrefix("wss://") else { throw Problem("a CA file applies to wss:// servers only") }
         }
         var configuration = AgentConfiguration(serverURL: server, agentID: AgentID(id)!)
@@ -116,8 +115,8 @@ public struct AgentSettings: Sendable, Equatable {
         configuration.hostname = hostname
         configuration.giveUpAfter = giveUpAfterSeconds.map { .seconds($0) }
         if let tokenFile {
-            guard let text = try? String(contentsOfFile: tokenFile, encoding: .utf8) else {
-                throw Problem("the token file \(tokenFile) cannot be read")
+            guard let text = readSmallTextFile(tokenFile, limit: 64 << 10) else {
+                throw Problem("the token file \(tokenFile) cannot be read (or is over 64 KiB)")
             }
             configuration.token = text.trimmed
         } else {

@@ -25,6 +25,8 @@ public struct DemoFleet: Service {
     public let count: Int
     public let intervalMs: Int64
     let logger: Logger
+    /// Triggered by the demo's graceful shutdown: every simulated agent says bye.
+    let shutdown = AgentShutdown()
 
     public init(serverURL: String, count: Int = 36, intervalMs: Int64 = 1000, logger: Logger) {
         self.serverURL = serverURL
@@ -52,13 +54,22 @@ public struct DemoFleet: Service {
     static func format2(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
 
     public func run() async throws {
+        // The fleet's agents say bye when the demo shuts down gracefully.
+        try await withGracefulShutdownHandler {
+            try await runFleet()
+        } onGracefulShutdown: {
+            shutdown.trigger()
+        }
+    }
+
+    func runFleet() async throws {
         await withDiscardingTaskGroup { group in
             for i in 0..<count {
                 let behaviour = Self.behaviour(forIndex: i)
                 let id = Self.agentID(forIndex: i)
                 group.addTask {
                     // Stagger the arrivals over the first few seconds.
-                    await pause(.milliseconds(Int64.random(in: 0...3000)))
+                    await shutdown.pause(.milliseconds(Int64.random(in: 0...3000)))
                     await simulate(id: id, behaviour: behaviour, index: i)
                 }
             }
@@ -78,14 +89,14 @@ public struct DemoFleet: Service {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             switch behaviour {
             case .steady:
-                try? await AgentRunner(configuration: configuration, logger: quiet).run()
+                try? await AgentRunner(configuration: configuration, logger: quiet, shutdown: shutdown).run()
                 return
             case .flappy:
                 var events = AgentEvents()
                 // Skip three beats in every 20–40: long enough to be overdue, short of the timeout.
                 let period = UInt64.random(in: 20...40)
                 events.shouldBeat = { seq in seq % period < period - 3 || seq < period }
-                try? await AgentRunner(configuration: configuration, logger: quiet, events: events).run()
+                try? await AgentRunner(configuration: configuration, logger: quiet, events: events, shutdown: shutdown).run()
                 return
             case .commuter, .vanisher, .dropper:
                 await cycle(behaviour: behaviour, configuration: &configuration, logger: quiet)
@@ -100,7 +111,7 @@ public struct DemoFleet: Service {
         let silentAfter = UInt64(stay.components.seconds * 1000 / max(1, intervalMs))
         var events = AgentEvents()
         if behaviour == .vanisher { events.shouldBeat = { seq in seq < silentAfter } }
-        let runner = AgentRunner(configuration: configuration, logger: logger, events: events)
+        let runner = AgentRunner(configuration: configuration, logger: logger, events: events, shutdown: shutdown)
         switch behaviour {
         case .vanisher:
             // Goes silent with the socket open; the server times it out (4000) and the runner ends.
@@ -112,14 +123,14 @@ public struct DemoFleet: Service {
             // Vanishes from the network: cancelling drops the TCP connection without a close frame.
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { _ = await runner.runOnce() }
-                await pause(stay)
+                await shutdown.pause(stay)
                 group.cancelAll()
             }
         }
         if Task.isShuttingDownGracefully { return }
         // Droppers come back inside the timeout (a blip); others stay away longer.
         let rest: Duration = behaviour == .dropper ? .milliseconds(Int64.random(in: 200...Int64(intervalMs))) : away
-        await pause(rest)
+        await shutdown.pause(rest)
         // Half the commuters come back as a new process.
         if behaviour == .commuter && Bool.random() { configuration.bootID = AgentConfiguration.makeBootID() }
     }

@@ -1,9 +1,7 @@
-import FoundationEssentials
 import NIOCore
 
 /// A server address as the operator typed it (`ws://[::1]:7777`, `https://10.0.0.5:7777/`,
-/// `wss://monitor.example`), parsed by Foundation's RFC 3986 URL parser rather than by splitting
-/// at colons, so IPv6 literals, default ports and paths come out right in every client.
+/// `wss://monitor.example`), parsed by RFC 3986's grammar rather than by splitting at colons, so IPv6 literals, default ports and paths come out right in every client.
 public struct ServerURL: Sendable, Equatable, CustomStringConvertible {
     public enum Scheme: String, Sendable, CaseIterable {
         case ws, wss, http, https
@@ -38,56 +36,132 @@ public struct ServerURL: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Parses `text`, accepting only `schemes` (what the command can speak).
+    ///
+    /// The grammar is RFC 3986's `scheme "://" authority path-abempty [ "?" query ]`, narrowed to
+    /// what a client can connect to: the host is a name, an IPv4 literal or a bracketed IPv6
+    /// literal (with `%25zone`), the port is 1–65535, and there is no userinfo or fragment. The
+    /// parser is written out here rather than taken from Foundation because the agent links no
+    /// Foundation at all (its footprint is part of every monitored machine's bill); the cases it
+    /// decides are pinned in ServerURLTests.
     public init(parsing text: String, schemes: [Scheme]) throws(Problem) {
         let example = "\(schemes.first?.rawValue ?? "http")://127.0.0.1:7777"
         let allowed = schemes.map { "\($0.rawValue)://" }.joined(separator: " or ")
-        guard text.contains("://") else {
+        let notAURL = Problem(
+            description: "\(text.debugDescription) is not a URL; expected e.g. \(example) (IPv6: \(schemes.first?.rawValue ?? "http")://[::1]:7777)")
+        let bytes = Array(text.utf8)
+        guard let separator = Self.find(Array("://".utf8), in: bytes) else {
             throw Problem(description: "the server URL must start with \(allowed), e.g. \(example)")
         }
-        guard let url = URL(string: text), let rawScheme = url.scheme else {
-            throw Problem(description: "\(text.debugDescription) is not a URL; expected e.g. \(example) (IPv6: \(schemes.first?.rawValue ?? "http")://[::1]:7777)")
-        }
-        guard let scheme = Scheme(rawValue: rawScheme.lowercased()), schemes.contains(scheme) else {
+        guard let scheme = Scheme(rawValue: String(decoding: bytes[..<separator], as: UTF8.self).lowercased()), schemes.contains(scheme) else {
             throw Problem(description: "the server URL must start with \(allowed), e.g. \(example)")
         }
-        guard let host = url.host(percentEncoded: false), !host.isEmpty else {
-            throw Problem(description: "the server URL has no host, e.g. \(example)")
-        }
-        if url.user != nil || url.password != nil {
+        var rest = bytes[(separator + 3)...]
+        let authorityEnd = rest.firstIndex { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") } ?? rest.endIndex
+        let authority = rest[..<authorityEnd]
+        rest = rest[authorityEnd...]
+        if authority.contains(UInt8(ascii: "@")) {
             throw Problem(description: "the server URL must not carry a user or password; pass the token by its option or variable")
         }
-        // Foundation gives no port for digits that overflow an Int: read the port's text itself,
-        // so `:99999999999999999999` is refused rather than quietly becoming port 80.
-        if let portText = Self.portText(text), !(portText.count <= 5 && (1...65535).contains(Int(portText) ?? 0)) {
-            throw Problem(description: "the port of \(text.debugDescription) must be between 1 and 65535")
+        // Host and the port's text, IPv6 literals taken out of their brackets.
+        var host: String
+        var portText: ArraySlice<UInt8>?
+        if authority.first == UInt8(ascii: "[") {
+            guard let close = authority.firstIndex(of: UInt8(ascii: "]")) else { throw notAURL }
+            // A zone id is written `%25eth0` in a URL (RFC 6874) and means `%eth0`.
+            host = Self.decodingZone(authority[(authority.startIndex + 1)..<close])
+            let after = authority[(close + 1)...]
+            if !after.isEmpty {
+                guard after.first == UInt8(ascii: ":") else { throw notAURL }
+                portText = after.dropFirst()
+            }
+            guard host.utf8.contains(UInt8(ascii: ":")), host.utf8.allSatisfy({ Self.scopedIPv6Bytes.contains($0) }) else {
+                throw Problem(description: "the host of \(text.debugDescription) is not a host name or an IP address")
+            }
+        } else {
+            let colon = authority.lastIndex(of: UInt8(ascii: ":"))
+            host = String(decoding: authority[..<(colon ?? authority.endIndex)], as: UTF8.self)
+            portText = colon.map { authority[($0 + 1)...] }
+            if host.isEmpty { throw Problem(description: "the server URL has no host, e.g. \(example)") }
+            // A host is a name of letters, digits, dots, hyphens and underscores, or an IPv4
+            // literal: a `%2F` or `%00` must never turn into another host further down.
+            guard host.utf8.allSatisfy({ Self.hostNameBytes.contains($0) }) else {
+                throw Problem(description: "the host of \(text.debugDescription) is not a host name or an IP address")
+            }
         }
-        // A host is a name of letters, digits, dots, hyphens and underscores, or an IP literal:
-        // a decoded `%2F` or `%00` must never turn into another host further down.
-        let isAddress = (try? SocketAddress(ipAddress: host, port: 0)) != nil
-        let isName = !host.isEmpty && host.utf8.allSatisfy { Self.hostNameBytes.contains($0) }
-        let isScopedIPv6 = host.contains(":") && host.utf8.allSatisfy { Self.scopedIPv6Bytes.contains($0) }
-        guard isAddress || isName || isScopedIPv6 else {
-            throw Problem(description: "the host of \(text.debugDescription) is not a host name or an IP address")
+        if host.isEmpty { throw Problem(description: "the server URL has no host, e.g. \(example)") }
+        var port: Int?
+        if let portText {
+            // Digits only, read without arithmetic that could overflow: `:99999999999999999999`
+            // is refused, not wrapped or quietly turned into the default.
+            guard portText.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) else { throw notAURL }
+            guard (1...5).contains(portText.count), let value = Int(String(decoding: portText, as: UTF8.self)), (1...65535).contains(value) else {
+                throw Problem(description: "the port of \(text.debugDescription) must be between 1 and 65535")
+            }
+            port = value
         }
-        if url.fragment != nil {
+        if rest.contains(UInt8(ascii: "#")) {
             throw Problem(description: "the server URL must not have a #fragment")
         }
-        var path = url.path(percentEncoded: true)
+        let queryStart = rest.firstIndex(of: UInt8(ascii: "?"))
+        let pathBytes = rest[..<(queryStart ?? rest.endIndex)]
+        let queryBytes = queryStart.map { rest[($0 + 1)...] }
+        guard pathBytes.allSatisfy({ Self.pathBytes.contains($0) }), queryBytes?.allSatisfy({ Self.queryBytes.contains($0) }) ?? true,
+            Self.percentEscapesAreWellFormed(rest)
+        else { throw notAURL }
+        var path = String(decoding: pathBytes, as: UTF8.self)
         while path.hasSuffix("/") { path.removeLast() }
-        self.init(scheme: scheme, host: host, port: url.port, path: path, query: url.query(percentEncoded: true))
+        self.init(scheme: scheme, host: host, port: port, path: path, query: queryBytes.map { String(decoding: $0, as: UTF8.self) })
     }
 
     private static let hostNameBytes = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_".utf8)
     private static let scopedIPv6Bytes = Set("0123456789abcdefABCDEF:.%abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-".utf8)
+    /// RFC 3986 `pchar` and `/`: unreserved, sub-delims, `:`, `@` and percent escapes.
+    private static let pathBytes = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:@%/".utf8)
+    private static let queryBytes = pathBytes.union("?".utf8)
 
-    /// The text after the host's colon in the authority, if there is one.
-    static func portText(_ text: String) -> Substring? {
-        guard let schemeEnd = text.firstRange(of: "://") else { return nil }
-        var authority = text[schemeEnd.upperBound...].prefix { $0 != "/" && $0 != "?" && $0 != "#" }
-        if let at = authority.lastIndex(of: "@") { authority = authority[authority.index(after: at)...] }
-        if let bracket = authority.lastIndex(of: "]") { authority = authority[authority.index(after: bracket)...] }
-        guard let colon = authority.lastIndex(of: ":") else { return nil }
-        return authority[authority.index(after: colon)...]
+    /// `fe80::1%25eth0` → `fe80::1%eth0` (RFC 6874).
+    static func decodingZone(_ bytes: ArraySlice<UInt8>) -> String {
+        var out: [UInt8] = []
+        var index = bytes.startIndex
+        while index < bytes.endIndex {
+            out.append(bytes[index])
+            let isEscapedPercent =
+                bytes[index] == UInt8(ascii: "%") && index + 2 < bytes.endIndex && bytes[index + 1] == UInt8(ascii: "2") && bytes[index + 2] == UInt8(ascii: "5")
+            index += isEscapedPercent ? 3 : 1
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// `fe80::1%eth0` → `fe80::1%25eth0`, for the `Host` header and messages.
+    static func encodingZone(_ host: String) -> String {
+        var out: [UInt8] = []
+        for byte in host.utf8 {
+            out.append(byte)
+            if byte == UInt8(ascii: "%") { out += [UInt8(ascii: "2"), UInt8(ascii: "5")] }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
+        guard haystack.count >= needle.count else { return nil }
+        return (0...(haystack.count - needle.count)).first { haystack[$0..<($0 + needle.count)].elementsEqual(needle) }
+    }
+
+    /// Every `%` is followed by two hex digits.
+    private static func percentEscapesAreWellFormed(_ bytes: ArraySlice<UInt8>) -> Bool {
+        let hex = Set("0123456789abcdefABCDEF".utf8)
+        var index = bytes.startIndex
+        while index < bytes.endIndex {
+            if bytes[index] == UInt8(ascii: "%") {
+                guard index + 2 < bytes.endIndex,
+                    hex.contains(bytes[index + 1]), hex.contains(bytes[index + 2])
+                else { return false }
+                index += 3
+            } else {
+                index += 1
+            }
+        }
+        return true
     }
 
     /// Whether `host` is an IPv4 or IPv6 literal. TLS sends no SNI for one (RFC 6066 forbids it)
@@ -97,7 +171,7 @@ public struct ServerURL: Sendable, Equatable, CustomStringConvertible {
     /// `host:port` for the `Host` header and for messages, with IPv6 in brackets and the port
     /// left out when it is the scheme's default.
     public var authority: String {
-        let bracketed = host.contains(":") ? "[\(host.replacing("%", with: "%25"))]" : host
+        let bracketed = host.utf8.contains(UInt8(ascii: ":")) ? "[\(Self.encodingZone(host))]" : host
         return port == scheme.defaultPort ? bracketed : "\(bracketed):\(port)"
     }
 

@@ -66,10 +66,7 @@ public enum WebSocketClient {
         headers.add(contentsOf: extraHeaders)
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: url.requestTarget, headers: headers)
         let closeBox = CloseBox()
-        let upgrade: EventLoopFuture<UpgradeResult> = try await ClientBootstrap(group: group)
-            .connectTimeout(connectTimeout)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .connect(host: url.host, port: url.port) { channel in
+        let initialize: @Sendable (any Channel) -> EventLoopFuture<EventLoopFuture<UpgradeResult>> = { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let deadline = channel.eventLoop.scheduleTask(in: firstMessageWithin) { channel.close(promise: nil) }
                     if let sslContext {
@@ -113,6 +110,17 @@ public enum WebSocketClient {
                     return result
                 }
             }
+        let bootstrap = ClientBootstrap(group: group)
+            .connectTimeout(connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+        // An IP literal is connected to as it is: the resolver would run getaddrinfo on a
+        // libdispatch queue, and so start a thread, for an address that needs no lookup.
+        let upgrade: EventLoopFuture<UpgradeResult>
+        if let address = try? SocketAddress(ipAddress: url.host, port: url.port) {
+            upgrade = try await bootstrap.connect(to: address, channelInitializer: initialize)
+        } else {
+            upgrade = try await bootstrap.connect(host: url.host, port: url.port, channelInitializer: initialize)
+        }
         switch try await upgrade.get() {
         case .refused(let answer):
             throw try await answer.get()

@@ -1,4 +1,3 @@
-import ArgumentParser
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -6,179 +5,163 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import FoundationEssentials
 import Logging
 import NIOCore
 import NIOPosix
 import RollcallAgent
 import RollcallCore
-import ServiceLifecycle
-import UnixSignals
+import RollcallTransport
 
+/// `rollcall-agent`: parse the settings, then run the agent's connection loop on one event-loop
+/// thread while the main thread waits for a signal or the end. Two threads in all: the agent's
+/// tasks prefer the event loop as their executor, it sleeps on the loop's timers, and signals
+/// arrive through a pipe rather than a libdispatch source, so no thread pool is started for a
+/// process that holds one connection.
 @main
-struct AgentCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "rollcall-agent",
-        abstract: "Hold a connection to a Rollcall server and send heartbeats.",
-        discussion: """
-            Settings come from flags, then the environment (ROLLCALL_SERVER, ROLLCALL_ID, ROLLCALL_INTERVAL_MS, \
-            ROLLCALL_BINARY, ROLLCALL_LABELS=k=v,k=v, ROLLCALL_TOKEN, ROLLCALL_TOKEN_FILE, ROLLCALL_CA), then --config FILE \
-            (key = value lines: server, id, interval_ms, binary, label.KEY, token_file, ca, status_file, log_level).
-            The token comes from a file or ROLLCALL_TOKEN, never from the command line.
-            SIGTERM or SIGINT send bye, close the connection and exit 0. Exit 77: the token was refused or revoked; \
-            78: the server refused the id or parameters; 69: the server could not be reached within --give-up-after; \
-            64: bad settings.
-            """,
-        version: "0.1.0"
-    )
-
-    @Option(help: "Server URL, e.g. ws://127.0.0.1:7777 or wss://rollcall.example.com")
-    var server: String?
-
-    @Option(help: "This agent's id: 1-128 characters of A-Z a-z 0-9 . _ : -")
-    var id: String?
-
-    @Option(name: .customLong("interval-ms"), help: "Requested heartbeat interval; the server grants within its bounds.")
-    var intervalMs: Int64?
-
-    @Flag(help: "Send the compact 9-byte binary heartbeat.")
-    var binary = false
-
-    @Option(name: .customLong("label"), help: "A label k=v sent in hello (repeatable).")
-    var labels: [String] = []
-
-    @Option(name: .customLong("token-file"), help: "File holding this agent's token.")
-    var tokenFile: String?
-
-    @Option(help: "PEM CA bundle to verify a wss:// server (default: the system trust store).")
-    var ca: String?
-
-    @Option(name: .customLong("status-file"), help: "File with a small JSON object sent as each heartbeat's status.")
-    var statusFile: String?
-
-    @Option(name: .customLong("give-up-after"), help: "Exit 69 when the server could not be reached for this many seconds (default: retry forever).")
-    var giveUpAfter: Int?
-
-    @Option(help: "Configuration file of key = value lines.")
-    var config: String?
-
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
-    var logLevel: String?
-
-    /// The merged settings; `validate()` and `run()` agree on them.
-    func settings() throws -> AgentSettings {
-        var flags = AgentSettings()
-        flags.server = server
-        flags.id = id
-        flags.intervalMs = intervalMs
-        flags.binary = binary ? true : nil
-        for label in labels {
-            guard let eq = label.firstIndex(of: "="), eq != label.startIndex else {
-                throw ValidationError("--label must look like key=value, e.g. --label env=prod")
+enum AgentCommand {
+    static func main() {
+        let settings: AgentSettings
+        let configuration: AgentConfiguration
+        do throws(AgentCommandLine.UsageError) {
+            switch try AgentCommandLine.parse(Array(CommandLine.arguments.dropFirst())) {
+            case .help:
+                print(AgentCommandLine.help, terminator: "")
+                exit(0)
+            case .version:
+                print(AgentCommandLine.version)
+                exit(0)
+            case .run(let flags, let configFile):
+                settings = try AgentCommandLine.settings(flags: flags, configFile: configFile, environment: currentEnvironment())
             }
-            flags.labels[String(label[..<eq])] = String(label[label.index(after: eq)...])
+            do {
+                configuration = try settings.configuration(hostname: currentHostName())
+            } catch {
+                throw AgentCommandLine.UsageError(error.description)
+            }
+            if let level = settings.logLevel, Logger.Level(rawValue: level) == nil {
+                throw AgentCommandLine.UsageError("the log level must be one of trace, debug, info, notice, warning, error, critical")
+            }
+        } catch {
+            printToStandardError(AgentCommandLine.usageMessage(error))
+            exit(64)
         }
-        flags.tokenFile = tokenFile
-        flags.ca = ca
-        flags.statusFile = statusFile
-        flags.logLevel = logLevel
-        if let giveUpAfter {
-            guard giveUpAfter > 0 else { throw ValidationError("--give-up-after must be a positive number of seconds") }
-            flags.giveUpAfterSeconds = giveUpAfter
-        }
-        var file = AgentSettings()
-        if let config {
-            guard let text = try? String(contentsOfFile: config, encoding: .utf8) else { throw ValidationError("--config \(config) cannot be read") }
-            do { file = try AgentSettings.parseFile(text, name: config) } catch { throw ValidationError(error.description) }
-        }
-        return file.overridden(by: .fromEnvironment(ProcessInfo.processInfo.environment)).overridden(by: flags)
-    }
 
-    /// Every long option this command takes, to catch a mistyped one before anything else.
-    static let longOptions = [
-        "server", "id", "interval-ms", "binary", "label", "token-file", "ca", "status-file", "give-up-after", "config", "log-level", "help",
-        "version",
-    ]
-
-    func validate() throws {
-        // A typo such as --sever must be named as one, not reported as a missing --server.
-        try Self.checkOptionNames(CommandLine.arguments.dropFirst())
-        let settings = try settings()
-        do { _ = try settings.configuration(hostname: nil) } catch { throw ValidationError(error.description) }
-        if let level = settings.logLevel, Logger.Level(rawValue: level) == nil {
-            throw ValidationError("the log level must be one of trace, debug, info, notice, warning, error, critical")
-        }
-    }
-
-    func run() async throws {
+        // Before any thread exists, so that none of them can miss a signal.
+        let signals = SignalPipe.install([SIGTERM, SIGINT])
         // One event-loop thread: the agent has one connection, and every thread costs the
         // machine it runs on memory (stack, malloc arena) for nothing.
         NIOSingletons.groupLoopCountSuggestion = 1
-        let settings = try settings()
-        let configuration = try settings.configuration(hostname: ProcessInfo.processInfo.hostName)
+        let executor = EventLoopTaskExecutor(MultiThreadedEventLoopGroup.singleton.any())
+
         var logger = Logger(label: "rollcall-agent")
         logger.logLevel = settings.logLevel.flatMap(Logger.Level.init(rawValue:)) ?? .info
         logger[metadataKey: "agent"] = "\(configuration.agentID)"
-        let runner = AgentRunner(configuration: configuration, logger: logger)
-        let group = ServiceGroup(
-            configuration: .init(services: [AgentService(runner: runner)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        do {
-            try await group.run()
-        } catch let stop as AgentStop {
-            printToStandardError("rollcall-agent: \(stop.message)")
-            throw ExitCode(stop.exitCode)
+        let shutdown = AgentShutdown()
+        let runner = AgentRunner(configuration: configuration, logger: logger, shutdown: shutdown)
+        Task.detached(executorPreference: executor) {
+            var status: Int32 = 0
+            do {
+                try await runner.run()
+            } catch let stop as AgentStop {
+                printToStandardError("rollcall-agent: \(stop.message)")
+                status = stop.exitCode
+            } catch {
+                printToStandardError("rollcall-agent: \(TerminalText.escaped(String("\(error)".prefix(300))))")
+                status = 1
+            }
+            signals.finish(status: status)
+        }
+        var stopping = false
+        while true {
+            switch signals.next() {
+            case .signal:
+                // The first SIGTERM/SIGINT says bye and closes; a second one does not wait.
+                if stopping { _exit(130) }
+                stopping = true
+                shutdown.trigger()
+            case .finished(let status):
+                exit(status)
+            }
         }
     }
 }
 
-extension AgentCommand {
-    /// Throws "Unknown option '--sever'. Did you mean '--server'?" for an option this command
-    /// does not take, as ArgumentParser words it for every other command.
-    static func checkOptionNames(_ arguments: ArraySlice<String>) throws {
-        var skipNext = false
-        for argument in arguments {
-            if skipNext {
-                skipNext = false
-                continue
+/// Signals as bytes in a pipe (the self-pipe pattern): the handler only writes one byte, which is
+/// safe in a signal handler, and the main thread reads them, along with the agent's end.
+struct SignalPipe: Sendable {
+    enum Event {
+        case signal(Int32)
+        case finished(status: Int32)
+    }
+
+    /// The pipe's write end, for the handler, which can capture nothing.
+    nonisolated(unsafe) static var writeEnd: Int32 = -1
+    let readEnd: Int32
+    let writeEnd: Int32
+
+    static func install(_ signals: [Int32]) -> SignalPipe {
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else {
+            printToStandardError("rollcall-agent: cannot create a pipe for signals (errno \(errno))")
+            exit(71)
+        }
+        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+        _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+        Self.writeEnd = fds[1]
+        // A parent may hand down a mask that blocks them (some process launchers do): unblock
+        // them here, before any thread exists, since every thread inherits this mask.
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        for signal in signals { sigaddset(&mask, signal) }
+        pthread_sigmask(SIG_UNBLOCK, &mask, nil)
+        for signal in signals {
+            var action = sigaction()
+            #if canImport(Glibc)
+            action.__sigaction_handler.sa_handler = { number in
+                var byte = UInt8(truncatingIfNeeded: number)
+                _ = write(SignalPipe.writeEnd, &byte, 1)
             }
-            if argument == "--" { return }
-            guard argument.hasPrefix("--") else { continue }
-            let name = String(argument.dropFirst(2).prefix { $0 != "=" })
-            if longOptions.contains(name) {
-                // An option's value may itself start with "--" only in the `--name=value` form.
-                skipNext = !argument.contains("=") && name != "binary" && name != "help" && name != "version"
-                continue
+            #else
+            action.sa_handler = { number in
+                var byte = UInt8(truncatingIfNeeded: number)
+                _ = write(SignalPipe.writeEnd, &byte, 1)
             }
-            let closest = longOptions.min { distance($0, name) < distance($1, name) }
-            let hint = closest.map { distance($0, name) <= 3 ? " Did you mean '--\($0)'?" : "" } ?? ""
-            throw ValidationError("Unknown option '--\(name)'.\(hint)")
+            #endif
+            action.sa_flags = SA_RESTART
+            sigaction(signal, &action, nil)
+        }
+        return SignalPipe(readEnd: fds[0], writeEnd: fds[1])
+    }
+
+    /// Tells the main thread the agent is done: 0xFF, then the exit status.
+    func finish(status: Int32) {
+        var bytes: [UInt8] = [0xFF, UInt8(truncatingIfNeeded: status)]
+        _ = write(writeEnd, &bytes, 2)
+    }
+
+    /// Blocks until a signal arrives or the agent is done.
+    func next() -> Event {
+        while true {
+            let byte = readByte()
+            if byte == 0xFF { return .finished(status: Int32(readByte())) }
+            if byte != 0 { return .signal(Int32(byte)) }
         }
     }
 
-    /// Levenshtein distance, for suggestions.
-    static func distance(_ a: String, _ b: String) -> Int {
-        let x = Array(a), y = Array(b)
-        var row = Array(0...y.count)
-        for i in 1...max(1, x.count) where !x.isEmpty {
-            var previous = row[0]
-            row[0] = i
-            for j in 1...max(1, y.count) where !y.isEmpty {
-                let current = row[j]
-                row[j] = min(row[j] + 1, row[j - 1] + 1, previous + (x[i - 1] == y[j - 1] ? 0 : 1))
-                previous = current
-            }
+    private func readByte() -> UInt8 {
+        var byte: UInt8 = 0
+        while true {
+            let n = read(readEnd, &byte, 1)
+            if n == 1 { return byte }
+            if n < 0 && errno == EINTR { continue }
+            // The pipe cannot close while this process holds its write end; stop rather than spin.
+            printToStandardError("rollcall-agent: the signal pipe failed (errno \(errno))")
+            _exit(71)
         }
-        return row[y.count]
     }
 }
 
-struct AgentService: Service {
-    let runner: AgentRunner
-    func run() async throws { try await runner.run() }
-}
-
-/// One line on standard error. (`FileHandle` is in Foundation proper, which the agent does not
-/// link: it would bring ICU and some 50 MB with it.)
+/// One line on standard error, written whole.
 func printToStandardError(_ line: String) {
     var text = line
     text.append("\n")
@@ -186,6 +169,7 @@ func printToStandardError(_ line: String) {
         var rest = UnsafeRawBufferPointer(bytes)
         while !rest.isEmpty {
             let written = write(2, rest.baseAddress, rest.count)
+            if written < 0 && errno == EINTR { continue }
             if written <= 0 { return }
             rest = UnsafeRawBufferPointer(rebasing: rest[written...])
         }
