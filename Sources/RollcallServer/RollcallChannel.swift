@@ -148,7 +148,18 @@ struct RollcallChannel: ServerChildChannel, HTTPChannelHandler {
         do {
             switch try await value.upgradeResult.get() {
             case .notUpgraded(let http):
-                await handleHTTP(asyncChannel: http, logger: logger)
+                // The server's ChannelShouldQuiesceEvent reaches HTTPConnectionStateHandler only if
+                // it was in the pipeline; it is added when the first request arrives, so a
+                // connection accepted just before the stop lost the event and stayed keep-alive
+                // (a client polling it held the server's graceful stop forever). Quiesce it again
+                // from here: after the buffered first request has passed the state handler, so
+                // that request is answered, then the connection is closed.
+                await withGracefulShutdownHandler {
+                    await handleHTTP(asyncChannel: http, logger: logger)
+                } onGracefulShutdown: {
+                    let channel = http.channel
+                    channel.eventLoop.execute { channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent()) }
+                }
             case .refused(let http, let refusal):
                 presence.logger.notice(
                     "handshake refused",
