@@ -82,6 +82,7 @@ let package = Package(
         .target(
             name: "RollcallTransport",
             dependencies: [
+                "RollcallCore",
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

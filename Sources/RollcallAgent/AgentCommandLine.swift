@@ -54,7 +54,7 @@ public enum AgentCommandLine {
             ROLLCALL_BINARY, ROLLCALL_LABELS=k=v,k=v, ROLLCALL_TOKEN, ROLLCALL_TOKEN_FILE, ROLLCALL_CA), then --config FILE
             (key = value lines: server, id, interval_ms, binary, label.KEY, token_file, ca, status_file, log_level,
             give_up_after_s). The token comes from a file or ROLLCALL_TOKEN, never from the command line.
-            SIGTERM or SIGINT send bye, close the connection and exit 0; a second one exits at once (status 130).
+            SIGTERM or SIGINT send bye, close the connection and exit 0; a second one exits at once (143 or 130).
             Exit 77: the token was refused or revoked; 78: the server refused the id or parameters, or a TLS
             setting is wrong; 69: the server could not be reached within --give-up-after; 64: bad settings.
 
@@ -78,13 +78,21 @@ public enum AgentCommandLine {
 
     /// Parses the arguments after the program's name.
     public static func parse(_ arguments: [String]) throws(UsageError) -> Action {
+        // As ArgumentParser: help and version win over any mistake next to them.
+        for argument in arguments {
+            if argument == "--" { break }
+            if argument == "-h" || argument == "--help" { return .help }
+            if argument == "--version" { return .version }
+        }
         var flags = AgentSettings()
         var configFile: String?
         var index = 0
         while index < arguments.count {
             let argument = arguments[index]
             index += 1
-            if argument == "-h" { return .help }
+            if argument.hasPrefix("-") && !argument.hasPrefix("--") && argument.count > 1 {
+                throw UsageError("Unknown option '\(TerminalText.escaped(argument))'. Every option has a long name, e.g. --server")
+            }
             guard argument.hasPrefix("--"), argument != "--" else {
                 throw UsageError("Unexpected argument '\(TerminalText.escaped(argument))': every setting is an --option, e.g. --server ws://127.0.0.1:7777")
             }
@@ -100,7 +108,9 @@ public enum AgentCommandLine {
             if let placeholder = option.value {
                 if let inline {
                     value = inline
-                } else if index < arguments.count {
+                } else if index < arguments.count, !arguments[index].hasPrefix("--") {
+                    // A value that starts with `--` only in the `--name=value` form: otherwise
+                    // `--server --id a` would take `--id` as the URL.
                     value = arguments[index]
                     index += 1
                 } else {
@@ -146,7 +156,9 @@ public enum AgentCommandLine {
     public static func settings(flags: AgentSettings, configFile: String?, environment: [String: String]) throws(UsageError) -> AgentSettings {
         var file = AgentSettings()
         if let configFile {
-            guard let text = readSmallTextFile(configFile) else { throw UsageError("--config \(configFile) cannot be read") }
+            guard let text = readSmallTextFile(configFile) else {
+                throw UsageError("--config \(TerminalText.escaped(configFile)) cannot be read (it must be a readable file of at most 1 MiB)")
+            }
             do { file = try AgentSettings.parseFile(text, name: configFile) } catch { throw UsageError(error.description) }
         }
         return file.overridden(by: .fromEnvironment(environment)).overridden(by: flags)

@@ -211,14 +211,14 @@ public struct AgentRunner: Sendable {
         let text = "\(error)"
         let server = configuration.serverURL
         if text.has("CERTIFICATE_VERIFY_FAILED") || text.has("certificate verify failed") {
-            let ca = configuration.caFile.map { "the CA in \($0)" } ?? "the system's trusted CAs"
+            let ca = configuration.caFile.map { "the CA in \(TerminalText.escaped($0))" } ?? "the system's trusted CAs"
             return "the certificate of \(server) is not signed by \(ca): pass --ca with the CA that signed it (\(TerminalText.escaped(String(text.prefix(120)))))"
         }
         if text.has("failedToValidateHostname") || (text.lowercased().has("hostname") && text.lowercased().has("mismatch")) {
             return "the certificate of \(server) does not name that host or address: connect with a name or IP the certificate lists"
         }
         if let ca = configuration.caFile, text.has("NIOSSL") && (text.has("failedToLoadCertificate") || text.has("errno") || text.has("fileNotFound")) {
-            return "the --ca file \(ca) cannot be read as PEM certificates"
+            return "the --ca file \(TerminalText.escaped(ca)) cannot be read as PEM certificates"
         }
         return nil
     }

@@ -24,9 +24,11 @@ public struct AgentSettings: Sendable, Equatable {
     }
 
     /// `key = value` lines; `#` starts a comment; labels as `label.env = prod`.
-    public static func parseFile(_ text: String, name: String = "config") throws(Problem) -> AgentSettings {
+    public static func parseFile(_ text: String, name rawName: String = "config") throws(Problem) -> AgentSettings {
+        // Names and keys are echoed in messages to a terminal: escaped once, here.
+        let name = TerminalText.escaped(rawName)
         var settings = AgentSettings()
-        for (number, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        for (number, raw) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
             let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init)?
                 .trimmed ?? ""
             if line.isEmpty { continue }
@@ -50,7 +52,7 @@ public struct AgentSettings: Sendable, Equatable {
                 guard let v = Int(value), v > 0 else { throw Problem("\(name):\(number + 1): give_up_after_s must be a positive number of seconds") }
                 settings.giveUpAfterSeconds = v
             case _ where key.hasPrefix("label."): settings.labels[String(key.dropFirst(6))] = value
-            default: throw Problem("\(name):\(number + 1): unknown setting '\(key)'")
+            default: throw Problem("\(name):\(number + 1): unknown setting '\(TerminalText.escaped(key))'")
             }
         }
         return settings
@@ -103,7 +105,7 @@ public struct AgentSettings: Sendable, Equatable {
         if let problem = AgentID.validationError(id) { throw Problem("id: \(problem)") }
         if let intervalMs, intervalMs <= 0 { throw Problem("the interval must be a positive number of milliseconds, e.g. 5000") }
         if let ca {
-            guard isReadableFile(ca) else { throw Problem("the CA file \(ca) cannot be read") }
+            guard isReadableFile(ca) else { throw Problem("the CA file \(TerminalText.escaped(ca)) cannot be read") }
             guard server.lowercased().hasPrefix("wss://") else { throw Problem("a CA file applies to wss:// servers only") }
         }
         var configuration = AgentConfiguration(serverURL: server, agentID: AgentID(id)!)
@@ -116,11 +118,15 @@ public struct AgentSettings: Sendable, Equatable {
         configuration.giveUpAfter = giveUpAfterSeconds.map { .seconds($0) }
         if let tokenFile {
             guard let text = readSmallTextFile(tokenFile, limit: 64 << 10) else {
-                throw Problem("the token file \(tokenFile) cannot be read (or is over 64 KiB)")
+                throw Problem("the token file \(TerminalText.escaped(tokenFile)) cannot be read (it must be a readable file of at most 64 KiB)")
             }
             configuration.token = text.trimmed
         } else {
             configuration.token = token
+        }
+        // It goes into an HTTP header: one line of visible ASCII, or the server could never see it.
+        if let token = configuration.token, token.isEmpty || !token.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) {
+            throw Problem("the token must be one line of visible ASCII characters (no spaces or line breaks inside)")
         }
         return configuration
     }

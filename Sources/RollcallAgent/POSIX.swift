@@ -18,13 +18,18 @@ func wallClockMs() -> Int64 {
 }
 
 /// A file's bytes, or `nil` when it cannot be read or holds more than `limit` bytes: a settings
-/// or status file is small, and a path pointed at a huge file or a device must not fill memory.
-public func readSmallFile(_ path: String, limit: Int) -> [UInt8]? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+/// or status file is small, and a path pointed at a huge file or `/dev/zero` must not fill memory.
+/// With `streams`, a pipe, socket or character device is read too (`--token-file <(vault read …)`),
+/// blocking until its writer closes or the limit is passed; without, only a regular file is, since
+/// the status file is read on the event loop at every beat and a FIFO there would stall it.
+public func readSmallFile(_ path: String, limit: Int, streams: Bool = false) -> [UInt8]? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | (streams ? 0 : O_NONBLOCK))
     guard fd >= 0 else { return nil }
     defer { close(fd) }
     var info = stat()
-    guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return nil }
+    guard fstat(fd, &info) == 0 else { return nil }
+    let type = info.st_mode & S_IFMT
+    guard type == S_IFREG || (streams && (type == S_IFIFO || type == S_IFCHR || type == S_IFSOCK)) else { return nil }
     var bytes = [UInt8](repeating: 0, count: limit + 1)
     var count = 0
     while count <= limit {
@@ -38,15 +43,15 @@ public func readSmallFile(_ path: String, limit: Int) -> [UInt8]? {
     return Array(bytes[..<count])
 }
 
-/// A small text file as UTF-8, or `nil` (see ``readSmallFile(_:limit:)``).
-public func readSmallTextFile(_ path: String, limit: Int = 1 << 20) -> String? {
-    readSmallFile(path, limit: limit).map { String(decoding: $0, as: UTF8.self) }
+/// A small text file as UTF-8, or `nil` (see ``readSmallFile(_:limit:streams:)``).
+public func readSmallTextFile(_ path: String, limit: Int = 1 << 20, streams: Bool = true) -> String? {
+    readSmallFile(path, limit: limit, streams: streams).map { String(decoding: $0, as: UTF8.self) }
 }
 
-/// Whether `path` names a regular file this process may read.
+/// Whether `path` names something this process may read that is not a directory.
 func isReadableFile(_ path: String) -> Bool {
     var info = stat()
-    return access(path, R_OK) == 0 && stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG
+    return access(path, R_OK) == 0 && stat(path, &info) == 0 && (info.st_mode & S_IFMT) != S_IFDIR
 }
 
 /// This machine's host name, sent in `hello`.

@@ -1,4 +1,5 @@
 import NIOCore
+import RollcallCore
 
 /// A server address as the operator typed it (`ws://[::1]:7777`, `https://10.0.0.5:7777/`,
 /// `wss://monitor.example`), parsed by RFC 3986's grammar rather than by splitting at colons, so IPv6 literals, default ports and paths come out right in every client.
@@ -46,8 +47,10 @@ public struct ServerURL: Sendable, Equatable, CustomStringConvertible {
     public init(parsing text: String, schemes: [Scheme]) throws(Problem) {
         let example = "\(schemes.first?.rawValue ?? "http")://127.0.0.1:7777"
         let allowed = schemes.map { "\($0.rawValue)://" }.joined(separator: " or ")
+        // The text as typed, quoted and with control characters escaped: it is echoed to terminals.
+        let shown = "'\(TerminalText.escaped(text))'"
         let notAURL = Problem(
-            description: "\(text.debugDescription) is not a URL; expected e.g. \(example) (IPv6: \(schemes.first?.rawValue ?? "http")://[::1]:7777)")
+            description: "\(shown) is not a URL; expected e.g. \(example) (IPv6: \(schemes.first?.rawValue ?? "http")://[::1]:7777)")
         let bytes = Array(text.utf8)
         guard let separator = Self.find(Array("://".utf8), in: bytes) else {
             throw Problem(description: "the server URL must start with \(allowed), e.g. \(example)")
@@ -74,8 +77,11 @@ public struct ServerURL: Sendable, Equatable, CustomStringConvertible {
                 guard after.first == UInt8(ascii: ":") else { throw notAURL }
                 portText = after.dropFirst()
             }
-            guard host.utf8.contains(UInt8(ascii: ":")), host.utf8.allSatisfy({ Self.scopedIPv6Bytes.contains($0) }) else {
-                throw Problem(description: "the host of \(text.debugDescription) is not a host name or an IP address")
+            // An IPv6 address, optionally with a zone of letters, digits and `._~-` (RFC 6874).
+            let parts = host.split(separator: "%", maxSplits: 1, omittingEmptySubsequences: false)
+            let zoneIsValid = parts.count == 1 || (!parts[1].isEmpty && parts[1].utf8.allSatisfy { Self.zoneBytes.contains($0) })
+            guard parts[0].utf8.contains(UInt8(ascii: ":")), (try? SocketAddress(ipAddress: String(parts[0]), port: 0)) != nil, zoneIsValid else {
+                throw Problem(description: "the host of \(shown) is not a host name or an IP address")
             }
         } else {
             let colon = authority.lastIndex(of: UInt8(ascii: ":"))
@@ -85,7 +91,14 @@ public struct ServerURL: Sendable, Equatable, CustomStringConvertible {
             // A host is a name of letters, digits, dots, hyphens and underscores, or an IPv4
             // literal: a `%2F` or `%00` must never turn into another host further down.
             guard host.utf8.allSatisfy({ Self.hostNameBytes.contains($0) }) else {
-                throw Problem(description: "the host of \(text.debugDescription) is not a host name or an IP address")
+                throw Problem(description: "the host of \(shown) is not a host name or an IP address")
+            }
+            // Digits and dots only is meant as an IPv4 address, and must be one: `999.1.1.1` or
+            // `2130706433` would otherwise go to DNS or to glibc's legacy number forms.
+            if host.utf8.allSatisfy({ $0 == UInt8(ascii: ".") || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
+                (try? SocketAddress(ipAddress: host, port: 0)) == nil
+            {
+                throw Problem(description: "the host of \(shown) is not a valid IPv4 address")
             }
         }
         if host.isEmpty { throw Problem(description: "the server URL has no host, e.g. \(example)") }
@@ -95,7 +108,7 @@ public struct ServerURL: Sendable, Equatable, CustomStringConvertible {
             // is refused, not wrapped or quietly turned into the default.
             guard portText.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) else { throw notAURL }
             guard (1...5).contains(portText.count), let value = Int(String(decoding: portText, as: UTF8.self)), (1...65535).contains(value) else {
-                throw Problem(description: "the port of \(text.debugDescription) must be between 1 and 65535")
+                throw Problem(description: "the port of \(shown) must be between 1 and 65535")
             }
             port = value
         }
@@ -114,7 +127,7 @@ public struct ServerURL: Sendable, Equatable, CustomStringConvertible {
     }
 
     private static let hostNameBytes = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_".utf8)
-    private static let scopedIPv6Bytes = Set("0123456789abcdefABCDEF:.%abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-".utf8)
+    private static let zoneBytes = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._~-".utf8)
     /// RFC 3986 `pchar` and `/`: unreserved, sub-delims, `:`, `@` and percent escapes.
     private static let pathBytes = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=:@%/".utf8)
     private static let queryBytes = pathBytes.union("?".utf8)

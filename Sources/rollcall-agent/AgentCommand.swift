@@ -74,9 +74,10 @@ enum AgentCommand {
         var stopping = false
         while true {
             switch signals.next() {
-            case .signal:
-                // The first SIGTERM/SIGINT says bye and closes; a second one does not wait.
-                if stopping { _exit(130) }
+            case .signal(let number):
+                // The first SIGTERM/SIGINT says bye and closes; a second one does not wait
+                // (128 + the signal's number, as a shell reports a process killed by it).
+                if stopping { _exit(128 + number) }
                 stopping = true
                 shutdown.trigger()
             case .finished(let status):
@@ -94,8 +95,14 @@ struct SignalPipe: Sendable {
         case finished(status: Int32)
     }
 
-    /// The pipe's write end, for the handler, which can capture nothing.
-    nonisolated(unsafe) static var writeEnd: Int32 = -1
+    /// The pipe's write end, for the handler, which can capture nothing. A constant pointer set
+    /// before the handlers are installed: reading it in the handler is a plain load (a `var`
+    /// would go through the runtime's exclusivity checks, which are not async-signal-safe).
+    nonisolated(unsafe) static let handlerWriteEnd: UnsafeMutablePointer<Int32> = {
+        let pointer = UnsafeMutablePointer<Int32>.allocate(capacity: 1)
+        pointer.initialize(to: -1)
+        return pointer
+    }()
     let readEnd: Int32
     let writeEnd: Int32
 
@@ -107,7 +114,10 @@ struct SignalPipe: Sendable {
         }
         _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
         _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
-        Self.writeEnd = fds[1]
+        // A handler must never block, even on a full pipe (a flood of signals); a lost byte then
+        // is one of many of the same meaning.
+        _ = fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK)
+        Self.handlerWriteEnd.pointee = fds[1]
         // A parent may hand down a mask that blocks them (some process launchers do): unblock
         // them here, before any thread exists, since every thread inherits this mask.
         var mask = sigset_t()
@@ -118,13 +128,17 @@ struct SignalPipe: Sendable {
             var action = sigaction()
             #if canImport(Glibc)
             action.__sigaction_handler.sa_handler = { number in
+                let saved = errno
                 var byte = UInt8(truncatingIfNeeded: number)
-                _ = write(SignalPipe.writeEnd, &byte, 1)
+                _ = write(SignalPipe.handlerWriteEnd.pointee, &byte, 1)
+                errno = saved
             }
             #else
             action.sa_handler = { number in
+                let saved = errno
                 var byte = UInt8(truncatingIfNeeded: number)
-                _ = write(SignalPipe.writeEnd, &byte, 1)
+                _ = write(SignalPipe.handlerWriteEnd.pointee, &byte, 1)
+                errno = saved
             }
             #endif
             action.sa_flags = SA_RESTART
@@ -133,10 +147,14 @@ struct SignalPipe: Sendable {
         return SignalPipe(readEnd: fds[0], writeEnd: fds[1])
     }
 
-    /// Tells the main thread the agent is done: 0xFF, then the exit status.
+    /// Tells the main thread the agent is done: 0xFF, then the exit status. Retried while the
+    /// (non-blocking) pipe is full of signal bytes the main thread has yet to read.
     func finish(status: Int32) {
         var bytes: [UInt8] = [0xFF, UInt8(truncatingIfNeeded: status)]
-        _ = write(writeEnd, &bytes, 2)
+        while write(writeEnd, &bytes, 2) != 2 {
+            guard errno == EAGAIN || errno == EINTR else { exit(status) }
+            usleep(1000)
+        }
     }
 
     /// Blocks until a signal arrives or the agent is done.

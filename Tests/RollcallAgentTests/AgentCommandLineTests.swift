@@ -37,7 +37,8 @@ import Testing
     }
 
     @Test func aValueMayStartWithDashesOnlyAfterAnEqualsSign() throws {
-        #expect(try flags(["--id", "--binary"]).id == "--binary")
+        #expect(error(["--server", "--id", "a"]) == "Missing value for '--server <url>'")
+        #expect(try flags(["--id=--binary"]).id == "--binary")
         #expect(try flags(["--label=k=--v"]).labels == ["k": "--v"])
     }
 
@@ -52,6 +53,7 @@ import Testing
         (["--binary=yes"], "'--binary' takes no value"),
         (["web-01"], "Unexpected argument 'web-01'"),
         (["--", "--id", "x"], "Unexpected argument '--'"),
+        (["-x"], "Unknown option '-x'"),
         (["--interval-ms", "soon"], "is invalid for '--interval-ms <ms>'"),
         (["--interval-ms", "99999999999999999999"], "is invalid for '--interval-ms <ms>'"),
         (["--label", "=v"], "--label must look like key=value"),
@@ -63,13 +65,26 @@ import Testing
         #expect(error(arguments).contains(says), "\(arguments)")
     }
 
-    @Test func escapesWhatItEchoesBack() {
-        let text = error(["--\u{1B}[2Jclear"])
-        #expect(!text.contains("\u{1B}"))
+    @Test func escapesWhatItEchoesBack() throws {
+        #expect(!error(["--\u{1B}[2Jclear"]).contains("\u{1B}"))
+        do {
+            _ = try AgentCommandLine.settings(flags: AgentSettings(), configFile: "/nonexistent/\u{1B}]0;owned\u{07}", environment: [:])
+            Issue.record("a missing config file was accepted")
+        } catch {
+            #expect(!error.description.contains("\u{1B}") && !error.description.contains("\u{07}"))
+        }
+        #expect(throws: AgentSettings.Problem.self) { try AgentSettings.parseFile("serv\u{1B}[31mer = x") }
+        do {
+            _ = try AgentSettings.parseFile("serv\u{1B}[31mer = x")
+        } catch {
+            #expect(!error.description.contains("\u{1B}"))
+        }
     }
 
     @Test func helpAndVersionWinWhereverTheyStand() throws {
         #expect(try AgentCommandLine.parse(["--id", "x", "--help"]) == .help)
+        #expect(try AgentCommandLine.parse(["--sever", "x", "--help"]) == .help)
+        #expect(try AgentCommandLine.parse(["--interval-ms", "soon", "--version"]) == .version)
         #expect(try AgentCommandLine.parse(["-h"]) == .help)
         #expect(try AgentCommandLine.parse(["--version"]) == .version)
         #expect(AgentCommandLine.help.contains("--server <url>"))
@@ -98,6 +113,36 @@ import Testing
         #expect(throws: AgentCommandLine.UsageError.self) {
             try AgentCommandLine.settings(flags: AgentSettings(), configFile: directory.appendingPathComponent("missing").path, environment: [:])
         }
+    }
+
+    @Test func readsAConfigFileWithWindowsLineEnds() throws {
+        let settings = try AgentSettings.parseFile("server = ws://h:1\r\nid = a\r\n")
+        #expect(settings.server == "ws://h:1")
+        #expect(settings.id == "a")
+    }
+
+    @Test func aTokenWithSpacesOrLineBreaksInsideIsRefusedAtStart() throws {
+        var settings = AgentSettings()
+        settings.server = "ws://127.0.0.1:7777"
+        settings.id = "a"
+        settings.token = "two\nlines"
+        #expect(throws: AgentSettings.Problem.self) { try settings.configuration(hostname: nil) }
+        settings.token = "fine-token_123"
+        #expect(try settings.configuration(hostname: nil).token == "fine-token_123")
+    }
+
+    @Test func readsATokenFromAPipeButTheStatusFileOnlyFromARegularFile() throws {
+        var fds: [Int32] = [-1, -1]
+        #expect(pipe(&fds) == 0)
+        let written = "pipe-token\n".utf8CString.withUnsafeBufferPointer { write(fds[1], $0.baseAddress, $0.count - 1) }
+        #expect(written == 11)
+        close(fds[1])
+        defer { close(fds[0]) }
+        #expect(readSmallTextFile("/dev/fd/\(fds[0])", limit: 64) == "pipe-token\n")
+        #expect(readSmallFile("/dev/null", limit: 64) == nil)
+        #expect(readSmallFile("/dev/null", limit: 64, streams: true) == [])
+        // A stream that never ends stops at the limit.
+        #expect(readSmallFile("/dev/zero", limit: 64, streams: true) == nil)
     }
 
     @Test func readsSmallRegularFilesOnlyAndNeverMoreThanTheLimit() throws {

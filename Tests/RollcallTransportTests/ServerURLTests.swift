@@ -52,6 +52,15 @@ import Testing
         ("ws://10.0.0.5:", "between 1 and 65535"),
         ("ws://evil.example%2F.good.example:7777", "not a host name or an IP address"),
         ("ws://evil%00.example", "not a host name or an IP address"),
+        ("ws://[1:2]:7777", "not a host name or an IP address"),
+        ("ws://[:::::]", "not a host name or an IP address"),
+        ("ws://[abc:xyz]", "not a host name or an IP address"),
+        ("ws://[::1%25]", "not a host name or an IP address"),
+        ("ws://[::1%25%0a]", "not a host name or an IP address"),
+        ("ws://999.1.1.1", "not a valid IPv4 address"),
+        ("ws://2130706433", "not a valid IPv4 address"),
+        ("ws://1.2.3.4.5", "not a valid IPv4 address"),
+        ("ws://h/\u{1B}[2J", "is not a URL"),
     ])
     func refusesWhatNoClientCanConnectToWithASentence(text: String, says: String) {
         do {
@@ -59,6 +68,22 @@ import Testing
             Issue.record("accepted \(text)")
         } catch {
             #expect(error.description.contains(says), "\(text): \(error.description)")
+        }
+    }
+
+    @Test func takesAScopedIPv6LiteralAndWritesItsZoneBackEscaped() throws {
+        let url = try parse("ws://[fe80::1%25eth0]:7777")
+        #expect(url.host == "fe80::1%eth0")
+        #expect(url.authority == "[fe80::1%25eth0]:7777")
+        #expect(try parse("ws://[::FFFF:127.0.0.1]").host == "::FFFF:127.0.0.1")
+    }
+
+    @Test func neverEchoesControlCharactersOfWhatWasTyped() {
+        do {
+            _ = try parse("ws://h\u{1B}]0;x\u{07}:7777")
+            Issue.record("accepted")
+        } catch {
+            #expect(!error.description.contains("\u{1B}") && !error.description.contains("\u{07}"))
         }
     }
 
