@@ -49,6 +49,21 @@ public struct RollcallApplication: Sendable {
         return try build(configuration: configuration, store: store, lock: lock, logger: logger, clock: clock, onServerRunning: onServerRunning)
     }
 
+    /// Builds a server whose history is in PostgreSQL (SPEC §10), after checking that the address
+    /// is free, so a refused port leaves nothing behind in the database.
+    public static func build(
+        configuration: ServerConfiguration,
+        postgres location: PostgresLocation,
+        password: String?,
+        nodeID: String,
+        logger: Logger = Logger(label: "rollcall"),
+        onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) throws -> RollcallApplication {
+        try PortProbe.check(host: configuration.host, port: configuration.port)
+        let store = try PostgresHistoryStore(location: location, password: password, nodeID: nodeID, logger: logger)
+        return try build(configuration: configuration, store: store, lock: nil, logger: logger, clock: SystemPresenceClock(), onServerRunning: onServerRunning)
+    }
+
     public static func build(
         configuration: ServerConfiguration,
         store: any HistoryStore,

@@ -93,7 +93,7 @@ struct Serve: AsyncParsableCommand {
         let mode = configuration.openMode ? "open" : "tokens"
         let app: RollcallApplication
         do {
-            app = try buildApplication(configuration: configuration, logger: logger) { port in
+            app = try buildApplication(configuration: configuration, postgres: try options.postgres(), logger: logger) { port in
                 logger.info("rollcall listening", metadata: ["address": "\(host):\(port)", "db": "\(db)", "mode": "\(mode)"])
             }
         } catch let failure as ListenFailure {

@@ -15,8 +15,14 @@ struct ServerOptions: ParsableArguments {
     @Option(help: "Port to listen on.")
     var port: Int = 7777
 
-    @Option(help: "SQLite history file (created if missing).")
+    @Option(help: "History database: a SQLite file (created if missing), or postgres://USER@HOST:PORT/DATABASE.")
     var db: String = "./rollcall.db"
+
+    @Option(name: .customLong("db-password-file"), help: "File holding the PostgreSQL password (or set PGPASSWORD); never in --db.")
+    var dbPasswordFile: String?
+
+    @Option(name: .customLong("node-id"), help: "This node's name among the nodes on one PostgreSQL (default: HOSTNAME:PORT).")
+    var nodeID: String?
 
     @Option(name: .customLong("interval-ms"), help: "Heartbeat interval granted to agents that ask for none.")
     var intervalMs: Int64?
@@ -55,6 +61,17 @@ struct ServerOptions: ParsableArguments {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
         }
         if db.isEmpty { throw ValidationError("--db needs a file path, e.g. --db ./rollcall.db") }
+        if PostgresLocation.isPostgresURL(db) {
+            do { _ = try PostgresLocation(parsing: db) } catch { throw ValidationError(error.description) }
+            if let dbPasswordFile, !FileManager.default.isReadableFile(atPath: dbPasswordFile) {
+                throw ValidationError("--db-password-file \(dbPasswordFile) cannot be read")
+            }
+        } else if dbPasswordFile != nil || nodeID != nil {
+            throw ValidationError("--db-password-file and --node-id are for a PostgreSQL --db (postgres://USER@HOST:PORT/DATABASE)")
+        }
+        if let nodeID, AgentID(nodeID) == nil {
+            throw ValidationError("--node-id must be 1-128 characters of A-Z a-z 0-9 . _ : -, e.g. --node-id monitor-a")
+        }
         if detector != "fixed" && detector != "phi" { throw ValidationError("--detector must be fixed or phi") }
         guard phiThreshold > 0 && phiThreshold <= 16 else { throw ValidationError("--phi-threshold must be between 0 and 16, e.g. 8") }
         if let retain, DurationText.parseMillis(retain) == nil {
@@ -81,6 +98,17 @@ struct ServerOptions: ParsableArguments {
         return configuration
     }
 
+    /// The PostgreSQL database, its password and this node's name, when `--db` names one.
+    func postgres() throws -> (location: PostgresLocation, password: String?, nodeID: String)? {
+        guard PostgresLocation.isPostgresURL(db) else { return nil }
+        let location = try PostgresLocation(parsing: db)
+        var password = ProcessInfo.processInfo.environment["PGPASSWORD"]
+        if let dbPasswordFile {
+            password = try String(contentsOfFile: dbPasswordFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        return (location, password, nodeID ?? "\(ProcessInfo.processInfo.hostName):\(port)")
+    }
+
     func makeLogger(default level: Logger.Level) -> Logger {
         var logger = Logger(label: "rollcall")
         logger.logLevel = logLevel.flatMap(Logger.Level.init(rawValue:)) ?? level
@@ -103,9 +131,21 @@ struct ListenFailure: Error {
 /// an address that cannot be bound becomes a ``ListenFailure`` with one sentence. None of these
 /// has written anything to the database.
 func buildApplication(
-    configuration: ServerConfiguration, logger: Logger, onServerRunning: @escaping @Sendable (Int) async -> Void
+    configuration: ServerConfiguration, postgres: (location: PostgresLocation, password: String?, nodeID: String)? = nil, logger: Logger,
+    onServerRunning: @escaping @Sendable (Int) async -> Void
 ) throws -> RollcallApplication {
     do {
+        if let postgres {
+            do {
+                return try RollcallApplication.build(
+                    configuration: configuration, postgres: postgres.location, password: postgres.password, nodeID: postgres.nodeID, logger: logger,
+                    onServerRunning: onServerRunning)
+            } catch let error as IOError {
+                throw error
+            } catch {
+                throw ListenFailure(message: "cannot use the history database at \(postgres.location): \(TerminalText.escaped(String("\(error)".prefix(400))))")
+            }
+        }
         return try RollcallApplication.build(configuration: configuration, logger: logger, onServerRunning: onServerRunning)
     } catch let held as DatabaseLock.Held {
         throw ListenFailure(message: held.description)

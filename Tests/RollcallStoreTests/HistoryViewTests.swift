@@ -1,5 +1,4 @@
 import Foundation
-import GRDB
 import RollcallCore
 import RollcallStore
 import RollcallTesting
@@ -16,8 +15,9 @@ import Testing
     }
 
     /// online 23:00–23:30, suspect 23:30–00:15, online 00:15–01:00, offline from 01:00 to 02:00 (then a goodbye-free end).
-    func handMadeHistory() throws -> SQLiteHistoryStore {
-        let store = try SQLiteHistoryStore(writer: DatabaseQueue())
+    func handMadeHistory(_ backend: StoreBackend) throws -> TestStore {
+        let test = try TestStore(backend)
+        let store = test.store
         let run = try store.startRun(now: lateEvening - 1000, pid: 1, version: "test").runID
         try store.write(
             [
@@ -29,64 +29,75 @@ import Testing
                 .sessionClosed(SessionEnd(id: 1, agentID: web, endedAt: lateEvening + 2 * hour, reason: .goodbye, closeCode: 1000, heartbeats: 42, lastSeen: lateEvening + 2 * hour)),
                 t(5, .offline, .online, .connected, at: lateEvening + 3 * hour),
             ], runID: run, aliveAt: lateEvening + 3 * hour)
-        return store
+        return test
     }
 
-    @Test func presenceIntervalsAreContiguousWithAnOpenCurrentOne() throws {
-        let store = try handMadeHistory()
-        let rows = try store.writer.read { db in
-            try Row.fetchAll(db, sql: "SELECT state, started_at_ms, ended_at_ms, reason FROM presence_intervals WHERE agent_id = 'web-01' ORDER BY started_at_ms")
-        }
-        #expect(rows.map { $0["state"] as String } == ["online", "suspect", "online", "offline", "online"])
+    /// One row of `|`-joined columns, split.
+    func columns(_ row: String) -> [String] { row.split(separator: "|", omittingEmptySubsequences: false).map(String.init) }
+
+    @Test(arguments: StoreBackend.available)
+    func presenceIntervalsAreContiguousWithAnOpenCurrentOne(backend: StoreBackend) throws {
+        let test = try handMadeHistory(backend)
+        let rows = try test.rows("SELECT state, started_at_ms, ended_at_ms, reason FROM presence_intervals WHERE agent_id = 'web-01' ORDER BY started_at_ms")
+            .map(columns)
+        #expect(rows.map { $0[0] } == ["online", "suspect", "online", "offline", "online"])
         for (a, b) in zip(rows, rows.dropFirst()) {
-            #expect((a["ended_at_ms"] as Int64?) == (b["started_at_ms"] as Int64), "no gap, no overlap")
+            #expect(a[2] == b[1], "no gap, no overlap")
         }
-        #expect((rows.last?["ended_at_ms"] as Int64?) == nil)
+        #expect(rows.last?[2] == "")
     }
 
-    @Test func oneAgentsDailyUptimeIsWhatTheViewSays() throws {
-        let store = try handMadeHistory()
-        let view = try store.writer.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM uptime_daily WHERE agent_id = 'web-01' AND day IN ('2025-11-24', '2025-11-25') ORDER BY day")
-        }
+    @Test(arguments: StoreBackend.available)
+    func oneAgentsDailyUptimeIsWhatTheViewSays(backend: StoreBackend) throws {
+        let test = try handMadeHistory(backend)
+        let store = test.store
+        // The first day only: the second is still open, so the view and the store, asked a
+        // moment apart, would disagree on it by that moment.
+        let view = try test.rows(
+            "SELECT day, online_ms, suspect_ms, offline_ms, unknown_ms, uptime_ratio FROM uptime_daily WHERE agent_id = 'web-01' AND day = '2025-11-24'"
+        ).map(columns)
         let now = Millis(Date().timeIntervalSince1970 * 1000)
-        let days = try store.uptimeDaily(agent: "web-01", fromDay: "2025-11-24", now: now).prefix(2)
-        #expect(days.map(\.day) == view.map { $0["day"] as String })
+        let days = try store.uptimeDaily(agent: "web-01", fromDay: "2025-11-24", now: now).prefix(1)
+        #expect(days.map(\.day) == view.map { $0[0] })
         for (day, row) in zip(days, view) {
-            #expect(day.uptime.onlineMs == row["online_ms"] as Int64)
-            #expect(day.uptime.suspectMs == row["suspect_ms"] as Int64)
-            #expect(day.uptime.offlineMs == row["offline_ms"] as Int64)
-            #expect(day.uptime.unknownMs == row["unknown_ms"] as Int64)
-            #expect(day.ratio == row["uptime_ratio"] as Double?)
+            #expect(day.uptime.onlineMs == Int64(row[1]))
+            #expect(day.uptime.suspectMs == Int64(row[2]))
+            #expect(day.uptime.offlineMs == Int64(row[3]))
+            #expect(day.uptime.unknownMs == Int64(row[4]))
+            #expect(day.ratio == Double(row[5]))
         }
         #expect(try store.uptimeDaily(agent: "web-01", fromDay: "2025-11-25", now: now).first?.day == "2025-11-25", "starts at the asked day")
         #expect(try store.uptimeDaily(agent: "nobody", fromDay: "2025-11-24", now: now).isEmpty)
     }
 
-    @Test func uptimeDailySplitsAtUTCMidnightAndComputesTheRatio() throws {
-        let store = try handMadeHistory()
-        let rows = try store.writer.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM uptime_daily WHERE agent_id = 'web-01' ORDER BY day")
-        }
-        #expect(rows.count >= 2)
+    @Test(arguments: StoreBackend.available)
+    func uptimeDailySplitsAtUTCMidnightAndComputesTheRatio(backend: StoreBackend) throws {
+        let test = try handMadeHistory(backend)
+        let rows = try test.rows(
+            "SELECT day, online_ms, suspect_ms, offline_ms, unknown_ms, uptime_ratio FROM uptime_daily WHERE agent_id = 'web-01' AND day <= '2025-11-25' ORDER BY day"
+        ).map(columns)
+        #expect(rows.count == 2)
+        guard rows.count == 2 else { return }
         let first = rows[0]
-        #expect(first["day"] as String == "2025-11-24")
-        #expect(first["online_ms"] as Int64 == hour / 2)
-        #expect(first["suspect_ms"] as Int64 == hour / 2)
-        #expect(first["offline_ms"] as Int64 == 0)
-        #expect(first["uptime_ratio"] as Double == 1.0)
+        #expect(first[0] == "2025-11-24")
+        #expect(Int64(first[1]) == hour / 2)
+        #expect(Int64(first[2]) == hour / 2)
+        #expect(Int64(first[3]) == 0)
+        #expect(Double(first[5]) == 1.0)
         let second = rows[1]
-        #expect(second["day"] as String == "2025-11-25")
-        #expect(second["suspect_ms"] as Int64 == hour / 4)
-        #expect(second["offline_ms"] as Int64 == hour)
-        // Online 00:15–01:00 and from 02:00 up to now (open interval).
-        #expect((second["online_ms"] as Int64) >= 3 * hour / 4 + hour)
-        let online = Double(second["online_ms"] as Int64), suspect = Double(hour / 4), offline = Double(hour)
-        #expect(abs((second["uptime_ratio"] as Double) - (online + suspect) / (online + suspect + offline)) < 1e-9)
+        #expect(second[0] == "2025-11-25")
+        #expect(Int64(second[2]) == hour / 4)
+        #expect(Int64(second[3]) == hour)
+        // Online 00:15–01:00 and from 02:00 to midnight (the open interval, long past).
+        #expect(Int64(second[1]) == 3 * hour / 4 + 22 * hour)
+        let online = Double(second[1])!, suspect = Double(hour / 4), offline = Double(hour)
+        #expect(abs(Double(second[5])! - (online + suspect) / (online + suspect + offline)) < 1e-9)
     }
 
-    @Test func fleetStatisticsGiveEachAgentInTheRangeItsWindowedUptimeAndFlaps() throws {
-        let store = try handMadeHistory()
+    @Test(arguments: StoreBackend.available)
+    func fleetStatisticsGiveEachAgentInTheRangeItsWindowedUptimeAndFlaps(backend: StoreBackend) throws {
+        let test = try handMadeHistory(backend)
+        let store = test.store
         let now = lateEvening + 4 * hour
         // Window 00:00–03:00: suspect 00:00–00:15, online 00:15–01:00, offline 01:00–02:00, online 02:00–03:00.
         let stats = try store.fleetStats(first: "a", last: "z", from: now - 3 * hour, now: now)
@@ -100,8 +111,10 @@ import Testing
         #expect(try store.fleetStats(first: "x", last: "z", from: now - 3 * hour, now: now).isEmpty)
     }
 
-    @Test func transitionsWithinAWindowStartAtItsEffectiveTime() throws {
-        let store = try handMadeHistory()
+    @Test(arguments: StoreBackend.available)
+    func transitionsWithinAWindowStartAtItsEffectiveTime(backend: StoreBackend) throws {
+        let test = try handMadeHistory(backend)
+        let store = test.store
         let rows = try store.transitions(agent: "web-01", after: 0, before: nil, effectiveFrom: lateEvening + hour, limit: 100)
         #expect(rows.map(\.id) == [3, 4, 5])
         #expect(try store.transitions(agent: "web-01", after: 3, before: nil, effectiveFrom: lateEvening + hour, limit: 1).map(\.id) == [4])
@@ -110,17 +123,17 @@ import Testing
         #expect(try store.transitions(agent: "web-01", after: 0, before: 4, effectiveFrom: .min, limit: 10).map(\.id) == [3, 2, 1])
     }
 
-    @Test func uptimeRatioIsNullWhenNothingWasObserved() throws {
-        let store = try SQLiteHistoryStore(writer: DatabaseQueue())
+    @Test(arguments: StoreBackend.available)
+    func uptimeRatioIsNullWhenNothingWasObserved(backend: StoreBackend) throws {
+        let test = try TestStore(backend)
+        let store = test.store
         let run = try store.startRun(now: lateEvening, pid: 1, version: "test").runID
         try store.write(
             [.transition(Transition(id: 1, agentID: web, from: .online, to: .unknown, reason: .serverCrashed, effectiveAt: lateEvening, detectedAt: lateEvening, sessionID: nil)),
              .transition(Transition(id: 2, agentID: web, from: .unknown, to: .online, reason: .connected, effectiveAt: lateEvening + hour, detectedAt: lateEvening + hour, sessionID: nil))],
             runID: run, aliveAt: lateEvening)
-        let ratio = try store.writer.read { db in
-            try Row.fetchOne(db, sql: "SELECT uptime_ratio, unknown_ms FROM uptime_daily WHERE day = '2025-11-24'")
-        }
-        #expect((ratio?["unknown_ms"] as Int64?) == hour)
-        #expect((ratio?["uptime_ratio"] as Double?) == nil)
+        let ratio = try test.rows("SELECT uptime_ratio, unknown_ms FROM uptime_daily WHERE day = '2025-11-24'").map(columns)
+        #expect(ratio.first?[1] == String(hour))
+        #expect(ratio.first?[0] == "", "NULL")
     }
 }

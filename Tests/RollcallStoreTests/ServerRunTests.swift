@@ -1,13 +1,13 @@
-import GRDB
 import RollcallCore
 import RollcallStore
+import RollcallTesting
 import Testing
 
 @Suite struct ServerRunTests {
     let t0: Millis = 1_764_000_000_000
     let web = AgentID("web-01")!
 
-    func openSessionAndConnect(_ store: SQLiteHistoryStore, run: Int64, at: Millis) throws {
+    func openSessionAndConnect(_ store: any HistoryStore, run: Int64, at: Millis) throws {
         try store.write(
             [
                 .sessionOpened(SessionStart(id: 1, agentID: web, startedAt: at, remoteAddress: nil, bootID: "b", intervalMs: 1000, timeoutMs: 3000, agentRestarted: nil)),
@@ -16,14 +16,17 @@ import Testing
             ], runID: run, aliveAt: at + 9500)
     }
 
-    @Test func aCrashedRunIsRepairedAtTheNextStart() throws {
-        let store = try SQLiteHistoryStore(writer: DatabaseQueue())
+    @Test(arguments: StoreBackend.available)
+    func aCrashedRunIsRepairedAtTheNextStart(backend: StoreBackend) throws {
+        let test = try TestStore(backend)
+        let store = test.store
         let first = try store.startRun(now: t0, pid: 1, version: "test")
         #expect(!first.recoveredCrash)
         try openSessionAndConnect(store, run: first.runID, at: t0 + 1000)
         // No finishRun: the process died. The next start repairs.
         let second = try store.startRun(now: t0 + 60_000, pid: 2, version: "test")
         #expect(second.recoveredCrash)
+        #expect(try test.rows("SELECT stop_reason FROM server_runs ORDER BY id") == ["crashed", ""])
         #expect(second.repairTransitions.count == 1)
         let repair = try #require(second.repairTransitions.first)
         #expect(repair.to == .unknown && repair.reason == .serverCrashed && repair.from == .online)
@@ -38,8 +41,10 @@ import Testing
         #expect(second.agents.first?.state == .unknown)
     }
 
-    @Test func aGracefulStopIsNotMistakenForACrash() throws {
-        let store = try SQLiteHistoryStore(writer: DatabaseQueue())
+    @Test(arguments: StoreBackend.available)
+    func aGracefulStopIsNotMistakenForACrash(backend: StoreBackend) throws {
+        let test = try TestStore(backend)
+        let store = test.store
         let first = try store.startRun(now: t0, pid: 1, version: "test")
         try store.write(
             [.transition(Transition(id: 1, agentID: web, from: nil, to: .online, reason: .connected, effectiveAt: t0, detectedAt: t0, sessionID: nil)),
@@ -50,13 +55,13 @@ import Testing
         #expect(!second.recoveredCrash)
         #expect(second.repairTransitions.isEmpty)
         #expect(second.agents.map(\.state) == [.unknown])
-        let stopped = try store.writer.read { db in try Row.fetchOne(db, sql: "SELECT stopped_at_ms, stop_reason FROM server_runs WHERE id = ?", arguments: [first.runID]) }
-        #expect((stopped?["stopped_at_ms"] as Int64?) == t0 + 10)
-        #expect((stopped?["stop_reason"] as String?) == "graceful")
+        #expect(try test.rows("SELECT stopped_at_ms, stop_reason FROM server_runs WHERE id = \(first.runID)") == ["\(t0 + 10)|graceful"])
     }
 
-    @Test func filtersAgentsByStateLabelAndPrefixWithACursor() throws {
-        let store = try SQLiteHistoryStore(writer: DatabaseQueue())
+    @Test(arguments: StoreBackend.available)
+    func filtersAgentsByStateLabelAndPrefixWithACursor(backend: StoreBackend) throws {
+        let test = try TestStore(backend)
+        let store = test.store
         let run = try store.startRun(now: t0, pid: 1, version: "test").runID
         var events: [HistoryEvent] = []
         for (i, name) in ["web-01", "web-02", "db-01", "web_x"].enumerated() {

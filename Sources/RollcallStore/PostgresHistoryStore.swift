@@ -1,0 +1,672 @@
+import Dispatch
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import PostgresNIO
+import RollcallCore
+import Synchronization
+
+/// The history in PostgreSQL (SPEC §10): the same tables, columns and views as the SQLite file,
+/// in `migrations/postgres/`. The server calls its store from its own database threads, which
+/// exist to wait for the database, so this store keeps `HistoryStore`'s blocking interface and
+/// waits there for postgres-nio's asynchronous client.
+///
+/// Transition ids come from the database and follow commit order: every writing transaction
+/// first takes a transaction-scoped advisory lock (`writerLock`), so no transaction can take an
+/// id while another that took a smaller one has yet to commit, and a reader paging `id > cursor`
+/// never skips a row that commits late.
+public final class PostgresHistoryStore: HistoryStore {
+    /// The advisory lock every writing transaction holds until it commits.
+    static let writerLock: Int64 = 0x526F_6C6C_6361_6C6C  // "Rollcall"
+
+    public let location: PostgresLocation
+    public let nodeID: String
+    let client: PostgresClient
+    let logger: Logger
+    private let runner: Task<Void, Never>
+
+    /// Connects to `location` (the password from `password`, never from the URL) and applies the
+    /// migrations this database lacks.
+    public init(location: PostgresLocation, password: String?, nodeID: String, logger: Logger) throws {
+        self.location = location
+        self.nodeID = nodeID
+        self.logger = logger
+        var configuration = PostgresClient.Configuration(
+            host: location.host, port: location.port, username: location.user, password: password, database: location.database,
+            tls: location.requireTLS ? .require(.makeClientConfiguration()) : location.disableTLS ? .disable : .prefer(.makeClientConfiguration()))
+        configuration.options.connectTimeout = .seconds(10)
+        configuration.options.maximumConnections = 8
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        self.client = client
+        // The pool runs as long as the store: its connections are made, kept alive and closed by it.
+        self.runner = Task.detached(executorPreference: DatabaseTaskExecutor.shared) { await client.run() }
+        try blocking { try await Self.migrate(client: client, logger: logger) }
+    }
+
+    /// Closes every connection.
+    public func close() {
+        runner.cancel()
+    }
+
+    deinit { runner.cancel() }
+
+    // MARK: Migrations
+
+    /// Applies the embedded PostgreSQL migrations this database lacks, in order, each in a
+    /// transaction, under an advisory lock so that nodes starting together apply each once.
+    static func migrate(client: PostgresClient, logger: Logger) async throws {
+        try await client.withTransaction(logger: logger) { connection in
+            try await connection.query("SELECT pg_advisory_xact_lock(\(writerLock))", logger: logger)
+            try await connection.query(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at_ms bigint NOT NULL)", logger: logger)
+            var applied = Set<String>()
+            for try await name in try await connection.query("SELECT name FROM schema_migrations", logger: logger).decode(String.self) {
+                applied.insert(name)
+            }
+            for (name, sql) in EmbeddedMigrations.postgres where !applied.contains(name) {
+                logger.notice("applying migration", metadata: ["migration": "\(name)"])
+                // One statement at a time: the extended protocol takes no more per query.
+                for statement in Self.statements(sql) {
+                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                }
+                try await connection.query(
+                    "INSERT INTO schema_migrations (name, applied_at_ms) VALUES (\(name), \(Int64((Date().timeIntervalSince1970 * 1000).rounded())))", logger: logger)
+            }
+        }
+    }
+
+    /// A migration file's statements: a statement ends with the line whose code (before any `--`
+    /// comment) ends in `;`. The migration files are written that way; none has a `;` inside a
+    /// string or a function body.
+    static func statements(_ sql: String) -> [String] {
+        var statements: [String] = []
+        var current: [Substring] = []
+        for line in sql.split(separator: "\n", omittingEmptySubsequences: false) {
+            current.append(line)
+            let code = line.components(separatedBy: "--")[0].trimmingCharacters(in: .whitespaces)
+            if code.hasSuffix(";") {
+                statements.append(current.joined(separator: "\n"))
+                current = []
+            }
+        }
+        let rest = current.joined(separator: "\n")
+        if !rest.split(separator: "\n").allSatisfy({ $0.trimmingCharacters(in: .whitespaces).hasPrefix("--") || $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
+            statements.append(rest)
+        }
+        return statements
+    }
+
+    /// The names of the applied migrations, oldest first.
+    public func appliedMigrations() throws -> [String] {
+        try blocking { [client, logger] in
+            var names: [String] = []
+            for try await name in try await client.query("SELECT name FROM schema_migrations ORDER BY name", logger: logger).decode(String.self) {
+                names.append(name)
+            }
+            return names
+        }
+    }
+
+    // MARK: Runs
+
+    public func startRun(now: Millis, pid: Int32, version: String) throws -> RunStart {
+        try blocking { [client, logger, nodeID] in
+            try await client.withTransaction(logger: logger) { db in
+                try await db.query("SELECT pg_advisory_xact_lock(\(Self.writerLock))", logger: logger)
+                var crashed = false
+                var crashedAt: Millis?
+                var open: [(id: Int64, alive: Int64, node: String?)] = []
+                for try await (id, alive, node) in try await db.query(
+                    "SELECT id, last_alive_ms, node_id FROM server_runs WHERE stopped_at_ms IS NULL AND stop_reason IS NULL", logger: logger
+                ).decode((Int64, Int64, String?).self) {
+                    open.append((id, alive, node))
+                }
+                // Several nodes on one database need §10's ownership and leases, which this
+                // version does not have yet: refuse to start beside a node that is alive.
+                if let live = open.first(where: { $0.node != nodeID && now - $0.alive < 30_000 }) {
+                    throw PostgresStoreError(
+                        "another node (\(live.node ?? "unknown")) wrote to this database \((now - live.alive) / 1000) s ago; "
+                            + "this version runs one node per database: stop it first, or give this node its own database")
+                }
+                for run in open {
+                    crashed = true
+                    crashedAt = max(crashedAt ?? run.alive, run.alive)
+                    try await db.query("UPDATE server_runs SET stop_reason = 'crashed' WHERE id = \(run.id)", logger: logger)
+                }
+                let lastStop = try await Self.scalar(db, "SELECT MAX(COALESCE(stopped_at_ms, last_alive_ms)) FROM server_runs", logger) ?? now
+                let downSince = crashedAt ?? lastStop
+                let endReason = crashed ? SessionEndReason.serverCrashed.rawValue : SessionEndReason.serverStopped.rawValue
+                try await db.query(
+                    """
+                    UPDATE sessions SET ended_at_ms = GREATEST(started_at_ms, COALESCE(last_seen_ms, started_at_ms), \(downSince)),
+                        end_reason = \(endReason) WHERE ended_at_ms IS NULL
+                    """, logger: logger)
+                let reason: TransitionReason = crashed ? .serverCrashed : .serverStopped
+                var stale: [(String, String, Int64)] = []
+                for try await row in try await db.query(
+                    "SELECT id, state, state_since_ms FROM agents WHERE state IN ('online', 'suspect') ORDER BY id", logger: logger
+                ).decode((String, String, Int64).self) {
+                    stale.append(row)
+                }
+                var repair: [Transition] = []
+                for (id, from, since) in stale {
+                    let effective = max(downSince, since)
+                    let newID = try await Self.scalar(
+                        db,
+                        """
+                        INSERT INTO transitions (agent_id, from_state, to_state, reason, effective_at_ms, detected_at_ms, session_id)
+                        VALUES (\(id), \(from), 'unknown', \(reason.rawValue), \(effective), \(now), NULL) RETURNING id
+                        """, logger) ?? 0
+                    if let agentID = AgentID(id) {
+                        repair.append(
+                            Transition(
+                                id: newID, agentID: agentID, from: PresenceState(rawValue: from), to: .unknown, reason: reason, effectiveAt: effective,
+                                detectedAt: now, sessionID: nil))
+                    }
+                    try await db.query("UPDATE agents SET state = 'unknown', state_since_ms = \(effective) WHERE id = \(id)", logger: logger)
+                }
+                let runID =
+                    try await Self.scalar(
+                        db,
+                        """
+                        INSERT INTO server_runs (started_at_ms, last_alive_ms, pid, version, node_id)
+                        VALUES (\(now), \(now), \(Int(pid)), \(version), \(nodeID)) RETURNING id
+                        """, logger) ?? 0
+                let nextTransition = (try await Self.scalar(db, "SELECT MAX(id) FROM transitions", logger) ?? 0) + 1
+                let nextSession = (try await Self.scalar(db, "SELECT MAX(id) FROM sessions", logger) ?? 0) + 1
+                var agents: [StoredAgent] = []
+                let rows = try await db.query(
+                    PostgresQuery(
+                        unsafeSQL: """
+                            SELECT \(Self.agentColumns), (SELECT boot_id FROM sessions WHERE sessions.agent_id = agents.id ORDER BY id DESC LIMIT 1)
+                            FROM agents ORDER BY id
+                            """), logger: logger)
+                for try await row in rows { agents.append(try Self.agent(from: row)) }
+                return RunStart(
+                    runID: runID, recoveredCrash: crashed, repairTransitions: repair, nextTransitionID: nextTransition,
+                    nextSessionID: nextSession, agents: agents)
+            }
+        }
+    }
+
+    public func finishRun(_ runID: Int64, now: Millis) throws {
+        try blocking { [client, logger] in
+            try await client.query(
+                "UPDATE server_runs SET stopped_at_ms = \(now), last_alive_ms = \(now), stop_reason = 'graceful' WHERE id = \(runID)",
+                logger: logger)
+        }
+    }
+
+    // MARK: Writing
+
+    @discardableResult
+    public func write(_ events: [HistoryEvent], runID: Int64, aliveAt: Millis) throws -> [Transition] {
+        try blocking { [client, logger] in
+            try await client.withTransaction(logger: logger) { db in
+                try await db.query("SELECT pg_advisory_xact_lock(\(Self.writerLock))", logger: logger)
+                var committed: [Transition] = []
+                for event in events {
+                    if let t = try await Self.apply(event, runID: runID, db: db, logger: logger) { committed.append(t) }
+                }
+                try await db.query(
+                    "UPDATE server_runs SET last_alive_ms = GREATEST(last_alive_ms, \(aliveAt)) WHERE id = \(runID)", logger: logger)
+                return committed
+            }
+        }
+    }
+
+    /// Applies one event; for a transition, returns it with the id the database gave it.
+    static func apply(_ event: HistoryEvent, runID: Int64, db: PostgresConnection, logger: Logger) async throws -> Transition? {
+        switch event {
+        case .transition(var t):
+            t.id =
+                try await scalar(
+                    db,
+                    """
+                    INSERT INTO transitions (agent_id, from_state, to_state, reason, effective_at_ms, detected_at_ms, session_id)
+                    VALUES (\(t.agentID.rawValue), \(t.from?.rawValue), \(t.to.rawValue), \(t.reason.rawValue), \(t.effectiveAt),
+                        \(t.detectedAt), \(t.sessionID)) RETURNING id
+                    """, logger) ?? 0
+            try await db.query(
+                """
+                INSERT INTO agents (id, state, state_since_ms, first_seen_ms) VALUES (\(t.agentID.rawValue), \(t.to.rawValue), \(t.effectiveAt), \(t.effectiveAt))
+                ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, state_since_ms = EXCLUDED.state_since_ms
+                """, logger: logger)
+            return t
+        case .sessionOpened(let s):
+            try await db.query(
+                """
+                INSERT INTO sessions (id, agent_id, started_at_ms, remote_addr, boot_id, interval_ms, timeout_ms,
+                    agent_restarted, server_run_id, last_seen_ms)
+                VALUES (\(s.id), \(s.agentID.rawValue), \(s.startedAt), \(s.remoteAddress), \(s.bootID), \(s.intervalMs), \(s.timeoutMs),
+                    \(s.agentRestarted.map { $0 ? 1 : 0 }), \(runID), \(s.startedAt))
+                """, logger: logger)
+            try await db.query(
+                """
+                INSERT INTO agents (id, state, state_since_ms, first_seen_ms, last_seen_ms, interval_ms, timeout_ms)
+                VALUES (\(s.agentID.rawValue), 'offline', \(s.startedAt), \(s.startedAt), \(s.startedAt), \(s.intervalMs), \(s.timeoutMs))
+                ON CONFLICT (id) DO UPDATE SET interval_ms = EXCLUDED.interval_ms, timeout_ms = EXCLUDED.timeout_ms,
+                    last_seen_ms = GREATEST(COALESCE(agents.last_seen_ms, 0), EXCLUDED.last_seen_ms)
+                """, logger: logger)
+        case .sessionClosed(let e):
+            try await db.query(
+                """
+                UPDATE sessions SET ended_at_ms = \(e.endedAt), end_reason = \(e.reason.rawValue), close_code = \(e.closeCode),
+                    heartbeats = \(e.heartbeats), last_seen_ms = GREATEST(COALESCE(last_seen_ms, 0), \(e.lastSeen)),
+                    rtt_ms = COALESCE(\(e.rttMs)::double precision, rtt_ms)
+                WHERE id = \(e.id)
+                """, logger: logger)
+            try await db.query(
+                "UPDATE agents SET last_seen_ms = GREATEST(COALESCE(last_seen_ms, 0), \(e.lastSeen)) WHERE id = \(e.agentID.rawValue)",
+                logger: logger)
+        case .counters(let counters):
+            guard !counters.isEmpty else { return nil }
+            // One statement for the whole checkpoint, not two per session: arrays, unnested.
+            let ids = counters.map(\.sessionID)
+            let beats = counters.map { Int64($0.heartbeats) }
+            let seen = counters.map(\.lastSeen)
+            let rtts = counters.map { $0.rttMs ?? -1 }  // no RTT yet: kept as it is
+            let agentIDs = counters.map(\.agentID.rawValue)
+            try await db.query(
+                """
+                UPDATE sessions SET heartbeats = u.beats, last_seen_ms = GREATEST(COALESCE(sessions.last_seen_ms, 0), u.seen),
+                    rtt_ms = COALESCE(NULLIF(u.rtt, -1), sessions.rtt_ms)
+                FROM unnest(\(ids)::bigint[], \(beats)::bigint[], \(seen)::bigint[], \(rtts)::double precision[]) AS u(id, beats, seen, rtt)
+                WHERE sessions.id = u.id AND sessions.ended_at_ms IS NULL
+                """, logger: logger)
+            try await db.query(
+                """
+                UPDATE agents SET last_seen_ms = GREATEST(COALESCE(agents.last_seen_ms, 0), u.seen)
+                FROM (SELECT id, MAX(seen) AS seen FROM unnest(\(agentIDs)::text[], \(seen)::bigint[]) AS v(id, seen) GROUP BY id) AS u
+                WHERE agents.id = u.id
+                """, logger: logger)
+        case .hello(let id, let hello):
+            let labels = JSONValue.object(hello.labels.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }).serialized()
+            try await db.query(
+                """
+                UPDATE agents SET labels = \(labels), hostname = \(hello.hostname), agent_version = \(hello.agentVersion),
+                    metadata = \(hello.raw.serialized()) WHERE id = \(id.rawValue)
+                """, logger: logger)
+        case .status(let id, let status):
+            try await db.query("UPDATE agents SET status = \(status.serialized()) WHERE id = \(id.rawValue)", logger: logger)
+        }
+        return nil
+    }
+
+    // MARK: Reading
+
+    public func agents(_ query: AgentQuery) throws -> [StoredAgent] {
+        var clauses: [String] = []
+        var binds = PostgresBindings()
+        func placeholder() -> String { "$\(binds.count)" }
+        if let state = query.state {
+            binds.append(state.rawValue)
+            clauses.append("state = \(placeholder())")
+        }
+        if let prefix = query.idPrefix, !prefix.isEmpty {
+            // A literal prefix: LIKE's wildcards and the escape character are escaped.
+            let escaped = prefix.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
+                .replacingOccurrences(of: "_", with: "\\_")
+            binds.append(escaped + "%")
+            clauses.append("id LIKE \(placeholder()) ESCAPE '\\'")
+        }
+        for (key, value) in query.labels {
+            binds.append(key)
+            let keyParameter = placeholder()
+            binds.append(value)
+            clauses.append("(labels::jsonb ->> \(keyParameter)) = \(placeholder())")
+        }
+        if let after = query.after {
+            binds.append(after)
+            clauses.append("id > \(placeholder())")
+        }
+        let whereClause = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
+        binds.append(Int64(query.limit))
+        let sql = "SELECT \(Self.agentColumns), NULL::text FROM agents \(whereClause) ORDER BY id LIMIT \(placeholder())"
+        return try blocking { [client, logger, binds] in
+            var agents: [StoredAgent] = []
+            for try await row in try await client.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger) {
+                agents.append(try Self.agent(from: row))
+            }
+            return agents
+        }
+    }
+
+    public func agent(_ id: String) throws -> StoredAgent? {
+        var binds = PostgresBindings()
+        binds.append(id)
+        return try blocking { [client, logger, binds] in
+            for try await row in try await client.query(
+                PostgresQuery(unsafeSQL: "SELECT \(Self.agentColumns), NULL::text FROM agents WHERE id = $1", binds: binds), logger: logger)
+            {
+                return try Self.agent(from: row)
+            }
+            return nil
+        }
+    }
+
+    public func transitions(agent: String?, after: Int64, limit: Int) throws -> [Transition] {
+        try blocking { [client, logger] in
+            let query: PostgresQuery =
+                if let agent {
+                    "SELECT \(unescaped: Self.transitionColumns) FROM transitions WHERE agent_id = \(agent) AND id > \(after) ORDER BY id LIMIT \(Int64(limit))"
+                } else {
+                    "SELECT \(unescaped: Self.transitionColumns) FROM transitions WHERE id > \(after) ORDER BY id LIMIT \(Int64(limit))"
+                }
+            return try await Self.transitions(client.query(query, logger: logger))
+        }
+    }
+
+    public func transitions(agent: String, after: Int64, before: Int64?, effectiveFrom: Millis, limit: Int) throws -> [Transition] {
+        try blocking { [client, logger] in
+            let query: PostgresQuery =
+                if let before {
+                    """
+                    SELECT \(unescaped: Self.transitionColumns) FROM transitions
+                    WHERE agent_id = \(agent) AND id > \(after) AND id < \(before) AND effective_at_ms >= \(effectiveFrom) ORDER BY id DESC LIMIT \(Int64(limit))
+                    """
+                } else {
+                    """
+                    SELECT \(unescaped: Self.transitionColumns) FROM transitions
+                    WHERE agent_id = \(agent) AND id > \(after) AND effective_at_ms >= \(effectiveFrom) ORDER BY id LIMIT \(Int64(limit))
+                    """
+                }
+            return try await Self.transitions(client.query(query, logger: logger))
+        }
+    }
+
+    public func fleetStats(first: String, last: String, from: Millis, now: Millis) throws -> [String: FleetStats] {
+        try blocking { [client, logger] in
+            var stats: [String: FleetStats] = [:]
+            let rows = try await client.query(
+                """
+                SELECT agent_id, state, SUM(LEAST(COALESCE(ended_at_ms, \(now)), \(now)) - GREATEST(started_at_ms, \(from)))::bigint AS ms
+                FROM presence_intervals
+                WHERE agent_id >= \(first) AND agent_id <= \(last) AND started_at_ms < \(now) AND COALESCE(ended_at_ms, \(now)) > \(from)
+                GROUP BY agent_id, state
+                """, logger: logger)
+            for try await (id, state, ms) in rows.decode((String, String, Int64).self) {
+                Self.add(ms, state: state, to: &stats[id, default: FleetStats()].uptime)
+            }
+            let flaps = try await client.query(
+                """
+                SELECT agent_id, COUNT(*) FROM transitions
+                WHERE agent_id >= \(first) AND agent_id <= \(last) AND effective_at_ms >= \(from) AND from_state = 'online'
+                  AND to_state IN ('suspect', 'offline')
+                GROUP BY agent_id
+                """, logger: logger)
+            for try await (id, count) in flaps.decode((String, Int64).self) {
+                stats[id, default: FleetStats()].flaps = Int(count)
+            }
+            return stats
+        }
+    }
+
+    public func sessions(agent: String, before: Int64?, limit: Int) throws -> [StoredSession] {
+        try blocking { [client, logger] in
+            var sessions: [StoredSession] = []
+            let rows = try await client.query(
+                """
+                SELECT \(unescaped: Self.sessionColumns) FROM sessions
+                WHERE agent_id = \(agent) AND id < \(before ?? Int64.max) ORDER BY id DESC LIMIT \(Int64(limit))
+                """, logger: logger)
+            for try await row in rows { sessions.append(try Self.session(from: row)) }
+            return sessions
+        }
+    }
+
+    public func uptime(agent: String, from: Millis, to: Millis, now: Millis) throws -> Uptime {
+        try blocking { [client, logger] in
+            var uptime = Uptime()
+            let rows = try await client.query(
+                """
+                SELECT state, SUM(LEAST(COALESCE(ended_at_ms, \(now)), \(to)) - GREATEST(started_at_ms, \(from)))::bigint AS ms
+                FROM presence_intervals
+                WHERE agent_id = \(agent) AND started_at_ms < \(to) AND COALESCE(ended_at_ms, \(now)) > \(from)
+                GROUP BY state
+                """, logger: logger)
+            for try await (state, ms) in rows.decode((String, Int64).self) { Self.add(ms, state: state, to: &uptime) }
+            return uptime
+        }
+    }
+
+    public func uptimeDaily(agent: String, fromDay: String, now: Millis) throws -> [UptimeDay] {
+        guard let from = Timestamp.parseDay(fromDay) else { return [] }
+        let intervals = try blocking { [client, logger] in
+            var intervals: [(state: PresenceState?, start: Int64, end: Int64)] = []
+            let rows = try await client.query(
+                """
+                SELECT state, started_at_ms, ended_at_ms FROM presence_intervals
+                WHERE agent_id = \(agent) AND COALESCE(ended_at_ms, \(now)) > \(from) ORDER BY started_at_ms
+                """, logger: logger)
+            for try await (state, start, end) in rows.decode((String, Int64, Int64?).self) {
+                intervals.append((PresenceState(rawValue: state), start, end ?? now))
+            }
+            return intervals
+        }
+        return UptimeDay.split(intervals, fromDayStart: from)
+    }
+
+    public func register(agent: String, tokenHash: String, labels: [String: String], now: Millis) throws -> Bool {
+        let labelText = JSONValue.object(labels.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }).serialized()
+        return try blocking { [client, logger] in
+            try await client.withTransaction(logger: logger) { db in
+                try await db.query("SELECT pg_advisory_xact_lock(\(Self.writerLock))", logger: logger)
+                for try await (hash, disabled) in try await db.query(
+                    "SELECT token_hash, disabled FROM agents WHERE id = \(agent)", logger: logger
+                ).decode((String?, Int32).self) {
+                    if hash != nil && disabled == 0 { return false }
+                    try await db.query(
+                        """
+                        UPDATE agents SET token_hash = \(tokenHash), disabled = 0,
+                            labels = CASE WHEN \(labelText) = '{}' THEN labels ELSE \(labelText) END WHERE id = \(agent)
+                        """, logger: logger)
+                    return true
+                }
+                try await db.query(
+                    """
+                    INSERT INTO agents (id, state, state_since_ms, first_seen_ms, labels, token_hash)
+                    VALUES (\(agent), 'offline', \(now), \(now), \(labelText), \(tokenHash))
+                    """, logger: logger)
+                return true
+            }
+        }
+    }
+
+    public func revoke(agent: String) throws {
+        try blocking { [client, logger] in
+            try await client.query("UPDATE agents SET token_hash = NULL, disabled = 1 WHERE id = \(agent)", logger: logger)
+        }
+    }
+
+    public func prune(before cutoff: Millis) throws -> PruneReport {
+        try blocking { [client, logger] in
+            try await client.withTransaction(logger: logger) { db in
+                try await db.query("SELECT pg_advisory_xact_lock(\(Self.writerLock))", logger: logger)
+                // Each agent's transition in force at the cutoff becomes the first row, starting there.
+                try await db.query(
+                    """
+                    CREATE TEMP TABLE prune_cut ON COMMIT DROP AS
+                    SELECT agent_id, MAX(id) AS id FROM transitions WHERE effective_at_ms <= \(cutoff) GROUP BY agent_id
+                    """, logger: logger)
+                try await db.query(
+                    """
+                    UPDATE transitions SET effective_at_ms = \(cutoff), detected_at_ms = GREATEST(detected_at_ms, \(cutoff))
+                    WHERE id IN (SELECT id FROM prune_cut) AND effective_at_ms < \(cutoff)
+                    """, logger: logger)
+                let transitions = try await Self.scalar(
+                    db,
+                    """
+                    WITH gone AS (
+                        DELETE FROM transitions t USING prune_cut c WHERE t.agent_id = c.agent_id AND t.id < c.id RETURNING 1)
+                    SELECT COUNT(*) FROM gone
+                    """, logger) ?? 0
+                // An agent's current state started no earlier than its first remaining interval.
+                try await db.query(
+                    "UPDATE agents SET state_since_ms = \(cutoff) WHERE state_since_ms < \(cutoff)", logger: logger)
+                let sessions = try await Self.scalar(
+                    db,
+                    """
+                    WITH gone AS (DELETE FROM sessions WHERE ended_at_ms IS NOT NULL AND ended_at_ms < \(cutoff) RETURNING 1)
+                    SELECT COUNT(*) FROM gone
+                    """, logger) ?? 0
+                let runs = try await Self.scalar(
+                    db,
+                    """
+                    WITH gone AS (
+                        DELETE FROM server_runs WHERE COALESCE(stopped_at_ms, last_alive_ms) < \(cutoff)
+                            AND id < (SELECT MAX(id) FROM server_runs) RETURNING 1)
+                    SELECT COUNT(*) FROM gone
+                    """, logger) ?? 0
+                return PruneReport(transitions: Int(transitions), sessions: Int(sessions), serverRuns: Int(runs))
+            }
+        }
+    }
+
+    // MARK: Helpers
+
+    /// The first column of the first row as a number, or `nil` (no row, or NULL).
+    static func scalar(_ db: PostgresConnection, _ query: PostgresQuery, _ logger: Logger) async throws -> Int64? {
+        for try await value in try await db.query(query, logger: logger).decode(Int64?.self) { return value }
+        return nil
+    }
+
+    static func add(_ ms: Int64, state: String, to uptime: inout Uptime) {
+        switch PresenceState(rawValue: state) {
+        case .online: uptime.onlineMs = ms
+        case .suspect: uptime.suspectMs = ms
+        case .offline: uptime.offlineMs = ms
+        case .unknown: uptime.unknownMs = ms
+        case nil: break
+        }
+    }
+
+    static let agentColumns = SQLiteHistoryStore.agentColumns
+    static let transitionColumns = "id, agent_id, from_state, to_state, reason, effective_at_ms, detected_at_ms, session_id"
+    static let sessionColumns = """
+        id, agent_id, started_at_ms, ended_at_ms, end_reason, close_code, remote_addr, boot_id, heartbeats, last_seen_ms, \
+        interval_ms, timeout_ms, agent_restarted, rtt_ms
+        """
+
+    static func agent(from row: PostgresRow) throws -> StoredAgent {
+        let c = PostgresRandomAccessRow(row)
+        return StoredAgent(
+            id: try c[0].decode(String.self), state: PresenceState(rawValue: try c[1].decode(String.self)) ?? .unknown,
+            stateSince: try c[2].decode(Int64.self), firstSeen: try c[3].decode(Int64.self), lastSeen: try c[4].decode(Int64?.self),
+            labels: try c[5].decode(String.self), hostname: try c[6].decode(String?.self), agentVersion: try c[7].decode(String?.self),
+            metadata: try c[8].decode(String?.self), status: try c[9].decode(String?.self), intervalMs: try c[10].decode(Int64?.self),
+            timeoutMs: try c[11].decode(Int64?.self), tokenHash: try c[12].decode(String?.self), disabled: try c[13].decode(Int32.self) != 0,
+            lastBootID: try c[14].decode(String?.self))
+    }
+
+    static func transitions(_ rows: PostgresRowSequence) async throws -> [Transition] {
+        var transitions: [Transition] = []
+        for try await (id, agent, from, to, reason, effective, detected, session) in rows.decode(
+            (Int64, String, String?, String, String, Int64, Int64, Int64?).self)
+        {
+            // A row Rollcall could not have written (put there by hand) is left out, as in SQLite.
+            guard let agentID = AgentID(agent), let state = PresenceState(rawValue: to) else { continue }
+            transitions.append(
+                Transition(
+                    id: id, agentID: agentID, from: from.flatMap(PresenceState.init(rawValue:)), to: state, reason: TransitionReason(rawValue: reason),
+                    effectiveAt: effective, detectedAt: detected, sessionID: session))
+        }
+        return transitions
+    }
+
+    static func session(from row: PostgresRow) throws -> StoredSession {
+        let c = PostgresRandomAccessRow(row)
+        return StoredSession(
+            id: try c[0].decode(Int64.self), agentID: try c[1].decode(String.self), startedAt: try c[2].decode(Int64.self),
+            endedAt: try c[3].decode(Int64?.self), endReason: try c[4].decode(String?.self), closeCode: try c[5].decode(Int32?.self).map(Int.init),
+            remoteAddress: try c[6].decode(String?.self), bootID: try c[7].decode(String?.self), heartbeats: try c[8].decode(Int64.self),
+            lastSeen: try c[9].decode(Int64?.self), intervalMs: try c[10].decode(Int64?.self), timeoutMs: try c[11].decode(Int64?.self),
+            agentRestarted: try c[12].decode(Int32?.self).map { $0 != 0 }, rttMs: try c[13].decode(Double?.self))
+    }
+}
+
+/// A PostgreSQL error of Rollcall's own, as a sentence.
+public struct PostgresStoreError: Error, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Waits on this thread for `body`, run as a task. For the server's database threads (they exist
+/// to block on the database) and for start-up; never for an event loop. The task, and the
+/// client's own, run on an event loop of their own (``DatabaseTaskExecutor``), not on Swift's
+/// cooperative pool: a caller blocking one of the pool's few threads must not be able to starve
+/// the very task it waits for.
+@discardableResult
+func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+    let done = DispatchSemaphore(value: 0)
+    let result = Mutex<Result<T, any Error>?>(nil)
+    Task.detached(executorPreference: DatabaseTaskExecutor.shared) {
+        let outcome: Result<T, any Error>
+        do { outcome = .success(try await body()) } catch { outcome = .failure(error) }
+        result.withLock { $0 = outcome }
+        done.signal()
+    }
+    done.wait()
+    return try result.withLock { $0! }.get()
+}
+
+/// Runs the PostgreSQL store's tasks on one event loop of a group of its own.
+final class DatabaseTaskExecutor: TaskExecutor {
+    static let shared = DatabaseTaskExecutor()
+    let eventLoop: any EventLoop
+
+    private init() {
+        eventLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1).next()
+    }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        eventLoop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+    }
+}
+
+/// Where a PostgreSQL database is: `postgres://USER@HOST:PORT/DATABASE[?sslmode=disable|prefer|require]`.
+/// The password never comes from the URL (it would show in `ps` and in shell history).
+public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
+    public var user: String
+    public var host: String
+    public var port: Int
+    public var database: String
+    public var disableTLS = false
+    public var requireTLS = false
+
+    public static func isPostgresURL(_ text: String) -> Bool {
+        text.lowercased().hasPrefix("postgres://") || text.lowercased().hasPrefix("postgresql://")
+    }
+
+    public init(parsing text: String) throws(PostgresStoreError) {
+        let example = "postgres://rollcall@127.0.0.1:5432/rollcall"
+        guard Self.isPostgresURL(text), let url = URL(string: text), let host = url.host(percentEncoded: false), !host.isEmpty else {
+            throw PostgresStoreError("--db must look like \(example)")
+        }
+        if url.password != nil {
+            throw PostgresStoreError("put the database password in PGPASSWORD or a file named by --db-password-file, not in the URL")
+        }
+        guard let user = url.user(percentEncoded: false), !user.isEmpty else {
+            throw PostgresStoreError("--db names no user: \(example)")
+        }
+        let database = String(url.path(percentEncoded: false).drop { $0 == "/" })
+        guard !database.isEmpty, !database.contains("/") else { throw PostgresStoreError("--db names no database: \(example)") }
+        if let port = url.port, !(1...65535).contains(port) { throw PostgresStoreError("the port of --db must be between 1 and 65535") }
+        self.user = user
+        self.host = host
+        self.port = url.port ?? 5432
+        self.database = database
+        for item in url.query(percentEncoded: false)?.split(separator: "&") ?? [] {
+            switch item {
+            case "sslmode=disable": disableTLS = true
+            case "sslmode=require", "sslmode=verify-full": requireTLS = true
+            case "sslmode=prefer", "sslmode=allow": break
+            default: throw PostgresStoreError("--db: unknown option '\(TerminalText.escaped(String(item)))' (known: sslmode=disable|prefer|require)")
+            }
+        }
+    }
+
+    public var description: String { "postgres://\(user)@\(host.contains(":") ? "[\(host)]" : host):\(port)/\(database)" }
+}
