@@ -194,7 +194,15 @@ struct QueryAPI: Sendable {
     /// Runs a history read on the database's threads.
     func read<T: Sendable>(_ body: @escaping @Sendable (any HistoryStore) throws -> T) async throws -> T {
         let store = self.store
-        return try await DatabaseThreads.shared.read { try body(store) }
+        do {
+            return try await DatabaseThreads.shared.read { try body(store) }
+        } catch let unavailable as HistoryUnavailable {
+            presence.logger.warning("history read failed", metadata: ["cause": "\(unavailable)"])
+            presence.counters.metrics.historyReadFailed()
+            throw APIError(
+                status: 503, code: "history_unavailable", message: "the history database does not answer; the live state is still served by /v1/summary and /v1/watch",
+                retryAfter: 5)
+        }
     }
 
     /// Runs a history write (registration, revocation) on the writer's thread.

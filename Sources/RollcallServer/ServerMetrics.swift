@@ -102,6 +102,10 @@ public final class ServerMetrics: Sendable {
         count("handshake_refusals", "Requests refused before the upgrade, by cause.", [("cause", cause)])
     }
 
+    func historyReadFailed() {
+        count("history_read_failures", "API reads the history database did not answer in time (each answered 503).", [])
+    }
+
     func violated(_ cause: String) {
         count("protocol_violations", "Connections closed for breaking the protocol (and watchers closed for lagging), by cause.", [("cause", cause)])
     }

@@ -22,6 +22,11 @@ public final class PostgresHistoryStore: HistoryStore {
 
     public let location: PostgresLocation
     public let nodeID: String
+    /// How long a read may wait for the database before it fails with ``HistoryUnavailable``:
+    /// during an outage the API answers 503 at once instead of hanging. Writes have no deadline:
+    /// a write given up on could still commit, and writing it again would invent history; the
+    /// writer waits, and its backlog refuses new agents when it is full.
+    public let readDeadline: Duration = .seconds(5)
     let client: PostgresClient
     let logger: Logger
     private let runner: Task<Void, Never>
@@ -324,7 +329,7 @@ public final class PostgresHistoryStore: HistoryStore {
         let whereClause = clauses.isEmpty ? "" : "WHERE " + clauses.joined(separator: " AND ")
         binds.append(Int64(query.limit))
         let sql = "SELECT \(Self.agentColumns), NULL::text FROM agents \(whereClause) ORDER BY id LIMIT \(placeholder())"
-        return try blocking { [client, logger, binds] in
+        return try blocking(within: readDeadline) { [client, logger, binds] in
             var agents: [StoredAgent] = []
             for try await row in try await client.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger) {
                 agents.append(try Self.agent(from: row))
@@ -336,7 +341,7 @@ public final class PostgresHistoryStore: HistoryStore {
     public func agent(_ id: String) throws -> StoredAgent? {
         var binds = PostgresBindings()
         binds.append(id)
-        return try blocking { [client, logger, binds] in
+        return try blocking(within: readDeadline) { [client, logger, binds] in
             for try await row in try await client.query(
                 PostgresQuery(unsafeSQL: "SELECT \(Self.agentColumns), NULL::text FROM agents WHERE id = $1", binds: binds), logger: logger)
             {
@@ -347,7 +352,7 @@ public final class PostgresHistoryStore: HistoryStore {
     }
 
     public func transitions(agent: String?, after: Int64, limit: Int) throws -> [Transition] {
-        try blocking { [client, logger] in
+        try blocking(within: readDeadline) { [client, logger] in
             let query: PostgresQuery =
                 if let agent {
                     "SELECT \(unescaped: Self.transitionColumns) FROM transitions WHERE agent_id = \(agent) AND id > \(after) ORDER BY id LIMIT \(Int64(limit))"
@@ -359,7 +364,7 @@ public final class PostgresHistoryStore: HistoryStore {
     }
 
     public func transitions(agent: String, after: Int64, before: Int64?, effectiveFrom: Millis, limit: Int) throws -> [Transition] {
-        try blocking { [client, logger] in
+        try blocking(within: readDeadline) { [client, logger] in
             let query: PostgresQuery =
                 if let before {
                     """
@@ -377,7 +382,7 @@ public final class PostgresHistoryStore: HistoryStore {
     }
 
     public func fleetStats(first: String, last: String, from: Millis, now: Millis) throws -> [String: FleetStats] {
-        try blocking { [client, logger] in
+        try blocking(within: readDeadline) { [client, logger] in
             var stats: [String: FleetStats] = [:]
             let rows = try await client.query(
                 """
@@ -404,7 +409,7 @@ public final class PostgresHistoryStore: HistoryStore {
     }
 
     public func sessions(agent: String, before: Int64?, limit: Int) throws -> [StoredSession] {
-        try blocking { [client, logger] in
+        try blocking(within: readDeadline) { [client, logger] in
             var sessions: [StoredSession] = []
             let rows = try await client.query(
                 """
@@ -417,7 +422,7 @@ public final class PostgresHistoryStore: HistoryStore {
     }
 
     public func uptime(agent: String, from: Millis, to: Millis, now: Millis) throws -> Uptime {
-        try blocking { [client, logger] in
+        try blocking(within: readDeadline) { [client, logger] in
             var uptime = Uptime()
             let rows = try await client.query(
                 """
@@ -433,7 +438,7 @@ public final class PostgresHistoryStore: HistoryStore {
 
     public func uptimeDaily(agent: String, fromDay: String, now: Millis) throws -> [UptimeDay] {
         guard let from = Timestamp.parseDay(fromDay) else { return [] }
-        let intervals = try blocking { [client, logger] in
+        let intervals = try blocking(within: readDeadline) { [client, logger] in
             var intervals: [(state: PresenceState?, start: Int64, end: Int64)] = []
             let rows = try await client.query(
                 """
@@ -586,6 +591,12 @@ public final class PostgresHistoryStore: HistoryStore {
     }
 }
 
+/// The history database did not answer a read in time (an outage, an overloaded server).
+public struct HistoryUnavailable: Error, CustomStringConvertible {
+    public var waited: Duration
+    public var description: String { "the history database did not answer within \(waited)" }
+}
+
 /// A PostgreSQL error of Rollcall's own, as a sentence.
 public struct PostgresStoreError: Error, CustomStringConvertible {
     public var description: String
@@ -598,16 +609,25 @@ public struct PostgresStoreError: Error, CustomStringConvertible {
 /// cooperative pool: a caller blocking one of the pool's few threads must not be able to starve
 /// the very task it waits for.
 @discardableResult
-func blocking<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+func blocking<T: Sendable>(within deadline: Duration? = nil, _ body: @escaping @Sendable () async throws -> T) throws -> T {
     let done = DispatchSemaphore(value: 0)
     let result = Mutex<Result<T, any Error>?>(nil)
-    Task.detached(executorPreference: DatabaseTaskExecutor.shared) {
+    let task = Task.detached(executorPreference: DatabaseTaskExecutor.shared) {
         let outcome: Result<T, any Error>
         do { outcome = .success(try await body()) } catch { outcome = .failure(error) }
         result.withLock { $0 = outcome }
         done.signal()
     }
-    done.wait()
+    if let deadline {
+        let nanoseconds = Int(min(deadline.components.seconds, 3600)) * 1_000_000_000 + Int(deadline.components.attoseconds / 1_000_000_000)
+        if done.wait(timeout: .now() + .nanoseconds(nanoseconds)) == .timedOut {
+            // Only reads get here: cancelled, they give their place in the pool's queue back.
+            task.cancel()
+            throw HistoryUnavailable(waited: deadline)
+        }
+    } else {
+        done.wait()
+    }
     return try result.withLock { $0! }.get()
 }
 

@@ -113,5 +113,6 @@ public final class TestStore: @unchecked Sendable {
 
 public struct TestStoreError: Error, CustomStringConvertible {
     public var description: String
+    public init(description: String) { self.description = description }
 }
 

@@ -26,7 +26,9 @@ import Glibc
             }
             try early.send("GET /v1/summary HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             let answer = early.readUntilClosed(within: 10)
-            #expect(answer.text.hasPrefix("HTTP/1.1 200"), "\(answer.text.prefix(200))")
+            // Answered and then closed, or (when the quiesce overtakes the request on a loaded
+            // machine) closed unanswered, as an idle connection is: never kept open.
+            #expect(answer.text.isEmpty || answer.text.hasPrefix("HTTP/1.1 200"), "\(answer.text.prefix(200))")
             #expect(answer.closed, "the server kept the connection open during its stop")
             while server.process.isRunning {
                 guard ContinuousClock.now < deadline + .seconds(10) else {
