@@ -65,8 +65,14 @@ public enum WireCodec {
                     labels[k] = s
                 }
             }
-            return .hello(
-                Hello(hostname: value["hostname"]?.stringValue, agentVersion: value["agent_version"]?.stringValue, labels: labels, raw: value))
+            let hostname = value["hostname"]?.stringValue, agentVersion = value["agent_version"]?.stringValue
+            // U+0000 is valid JSON but no text column of PostgreSQL can hold it, and one label
+            // with it would break every label query of the fleet: refused here, for both stores.
+            let texts = [hostname, agentVersion].compactMap { $0 } + labels.keys + labels.values
+            if texts.contains(where: { $0.utf8.contains(0) }) {
+                throw ProtocolViolation(.policyViolation, "hello text must not contain NUL (U+0000)", cause: "bad_field")
+            }
+            return .hello(Hello(hostname: hostname, agentVersion: agentVersion, labels: labels, raw: value))
         case "bye":
             return .bye(reason: value["reason"]?.stringValue)
         default:

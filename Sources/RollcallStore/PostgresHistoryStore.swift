@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import PostgresNIO
+import _ConnectionPoolModule
 import RollcallCore
 import Synchronization
 
@@ -19,6 +20,10 @@ import Synchronization
 public final class PostgresHistoryStore: HistoryStore {
     /// The advisory lock every writing transaction holds until it commits.
     static let writerLock: Int64 = 0x526F_6C6C_6361_6C6C  // "Rollcall"
+    /// The session-level advisory lock a running node holds on a connection of its own for as
+    /// long as it runs: until several nodes share a database (SPEC §10's ownership and leases),
+    /// it is what keeps a second node out, whatever its name or its clock.
+    static let nodeLock: Int64 = 0x526F_6C6C_4E6F_6465  // "RollNode"
 
     public let location: PostgresLocation
     public let nodeID: String
@@ -30,6 +35,7 @@ public final class PostgresHistoryStore: HistoryStore {
     let client: PostgresClient
     let logger: Logger
     private let runner: Task<Void, Never>
+    private let nodeLockHolder = Mutex<Task<Void, Never>?>(nil)
 
     /// Connects to `location` (the password from `password`, never from the URL) and applies the
     /// migrations this database lacks.
@@ -49,12 +55,47 @@ public final class PostgresHistoryStore: HistoryStore {
         try blocking { try await Self.migrate(client: client, logger: logger) }
     }
 
-    /// Closes every connection.
+    /// Closes every connection (and so gives up the node lock).
     public func close() {
+        nodeLockHolder.withLock { $0?.cancel() }
         runner.cancel()
     }
 
-    deinit { runner.cancel() }
+    deinit {
+        nodeLockHolder.withLock { $0?.cancel() }
+        runner.cancel()
+    }
+
+    /// Takes the node lock on a connection kept for it; `false` when another node holds it.
+    func takeNodeLock() throws -> Bool {
+        if nodeLockHolder.withLock({ $0 != nil }) { return true }
+        let (answers, answer) = AsyncStream.makeStream(of: Bool.self)
+        let holder = Task.detached(executorPreference: DatabaseTaskExecutor.shared) { [client, logger] in
+            do {
+                try await client.withConnection { connection in
+                    var taken = false
+                    for try await value in try await connection.query("SELECT pg_try_advisory_lock(\(Self.nodeLock))", logger: logger).decode(Bool.self) {
+                        taken = value
+                    }
+                    answer.yield(taken)
+                    guard taken else { return }
+                    // Held with the connection until the store closes (the task is cancelled).
+                    while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+                    _ = try? await connection.query("SELECT pg_advisory_unlock(\(Self.nodeLock))", logger: logger)
+                }
+            } catch {
+                logger.warning("node lock lost", metadata: ["error": "\(String("\(error)".prefix(200)))"])
+            }
+            answer.yield(false)
+            answer.finish()
+        }
+        let taken = try blocking {
+            for await value in answers { return value }
+            return false
+        }
+        if taken { nodeLockHolder.withLock { $0 = holder } } else { holder.cancel() }
+        return taken
+    }
 
     // MARK: Migrations
 
@@ -116,24 +157,22 @@ public final class PostgresHistoryStore: HistoryStore {
     // MARK: Runs
 
     public func startRun(now: Millis, pid: Int32, version: String) throws -> RunStart {
-        try blocking { [client, logger, nodeID] in
+        guard try takeNodeLock() else {
+            throw PostgresStoreError(
+                "another node is running on this database; this version runs one node per database: stop it first, or give this node its own database")
+        }
+        return try blocking { [client, logger, nodeID] in
             try await client.withTransaction(logger: logger) { db in
                 try await db.query("SELECT pg_advisory_xact_lock(\(Self.writerLock))", logger: logger)
                 var crashed = false
                 var crashedAt: Millis?
-                var open: [(id: Int64, alive: Int64, node: String?)] = []
-                for try await (id, alive, node) in try await db.query(
-                    "SELECT id, last_alive_ms, node_id FROM server_runs WHERE stopped_at_ms IS NULL AND stop_reason IS NULL", logger: logger
-                ).decode((Int64, Int64, String?).self) {
-                    open.append((id, alive, node))
+                var open: [(id: Int64, alive: Int64)] = []
+                for try await (id, alive) in try await db.query(
+                    "SELECT id, last_alive_ms FROM server_runs WHERE stopped_at_ms IS NULL AND stop_reason IS NULL", logger: logger
+                ).decode((Int64, Int64).self) {
+                    open.append((id, alive))
                 }
-                // Several nodes on one database need §10's ownership and leases, which this
-                // version does not have yet: refuse to start beside a node that is alive.
-                if let live = open.first(where: { $0.node != nodeID && now - $0.alive < 30_000 }) {
-                    throw PostgresStoreError(
-                        "another node (\(live.node ?? "unknown")) wrote to this database \((now - live.alive) / 1000) s ago; "
-                            + "this version runs one node per database: stop it first, or give this node its own database")
-                }
+                // The node lock is ours, so every run still open is one that died without stopping.
                 for run in open {
                     crashed = true
                     crashedAt = max(crashedAt ?? run.alive, run.alive)
@@ -628,7 +667,22 @@ func blocking<T: Sendable>(within deadline: Duration? = nil, _ body: @escaping @
     } else {
         done.wait()
     }
-    return try result.withLock { $0! }.get()
+    let outcome = result.withLock { $0! }
+    // A read that failed because the database is out of reach (refused, dropped, or the pool's
+    // circuit open after a long outage) is "unavailable", answered 503, not a server error.
+    if deadline != nil, case .failure(let error) = outcome, isUnreachable(error) {
+        throw HistoryUnavailable(waited: deadline ?? .zero)
+    }
+    return try outcome.get()
+}
+
+/// Whether `error` means the database could not be reached, rather than that a query was wrong.
+func isUnreachable(_ error: any Error) -> Bool {
+    if error is ConnectionPoolError { return true }
+    if let error = error as? PSQLError {
+        return [.connectionError, .serverClosedConnection, .clientClosedConnection].contains(error.code)
+    }
+    return false
 }
 
 /// Runs the PostgreSQL store's tasks on one event loop of a group of its own.

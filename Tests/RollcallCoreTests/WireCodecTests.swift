@@ -60,6 +60,9 @@ import Testing
         (#"{"type":"heartbeat","seq":1.5}"#, .policyViolation, "bad_field"),
         (#"{"type":"heartbeat","seq":1,"status":"fine"}"#, .policyViolation, "bad_field"),
         (#"{"type":"hello","labels":{"a":1}}"#, .policyViolation, "bad_field"),
+        (#"{"type":"hello","labels":{"a":"x\u0000y"}}"#, .policyViolation, "bad_field"),
+        (#"{"type":"hello","labels":{"a\u0000":"x"}}"#, .policyViolation, "bad_field"),
+        (#"{"type":"hello","hostname":"web\u0000"}"#, .policyViolation, "bad_field"),
     ])
     func rejectsBadTextFramesWithTheSpecCloseCode(text: String, code: CloseCode, cause: String) {
         #expect(throws: ProtocolViolation.self) { try WireCodec.decodeAgentText(Array(text.utf8)) }

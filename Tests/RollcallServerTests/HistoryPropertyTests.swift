@@ -20,7 +20,7 @@ import Testing
     @Test(arguments: StoreBackend.available)
     func theHistoryTilesTimeAfterAnyScenario(backend: StoreBackend) async throws {
         // Fewer scenarios on PostgreSQL: each makes a database of its own.
-        await propertyCheck(count: backend == .sqlite ? 150 : 40, input: Gen.int(in: Self.stepRange).array(of: 1...80)) { steps in
+        await propertyCheck(count: backend == .sqlite ? 150 : 25, input: Gen.int(in: Self.stepRange).array(of: 1...80)) { steps in
             do {
                 let simulation = try Simulation(backend)
                 for step in steps { try await simulation.apply(step) }

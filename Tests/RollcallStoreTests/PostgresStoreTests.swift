@@ -1,7 +1,7 @@
 import Foundation
 import Synchronization
 import RollcallCore
-import RollcallStore
+@testable import RollcallStore
 import RollcallTesting
 import Testing
 
@@ -89,22 +89,48 @@ import Testing
         #expect(ids == all, "the reader saw every committed id once, in order")
     }
 
-    @Test(.enabled(if: StoreBackend.available.contains(.postgres)))
-    func aSecondNodeIsRefusedWhileTheFirstIsAliveForThisVersionRunsOneNodePerDatabase() throws {
-        let test = try TestStore(.postgres, nodeID: "node-a")
-        _ = try test.store.startRun(now: t0, pid: 1, version: "test")
+    @Test(.enabled(if: StoreBackend.available.contains(.postgres)), .timeLimit(.minutes(1)))
+    func aSecondNodeIsRefusedWhileTheFirstRunsWhateverItsNameAndTakesOverOnceItIsGone() async throws {
+        let test = try TestStore(.postgres)
+        let first = try #require(try test.sibling(nodeID: "node-a"))
+        _ = try first.startRun(now: t0, pid: 1, version: "test")
+        // A second node, by another name or by the same one, with any clock: refused.
+        for (name, now) in [("node-b", t0 + 5_000), ("node-a", t0 + 3_600_000)] {
+            let second = try #require(try test.sibling(nodeID: name))
+            defer { second.close() }
+            do {
+                _ = try second.startRun(now: now, pid: 2, version: "test")
+                Issue.record("\(name) was let in beside a running node")
+            } catch {
+                #expect("\(error)".contains("another node is running on this database"))
+            }
+        }
+        // The first goes away without stopping (its connections close): the next one takes over
+        // and repairs what it left open.
+        first.close()
         let second = try #require(try test.sibling(nodeID: "node-b"))
         defer { second.close() }
-        do {
-            _ = try second.startRun(now: t0 + 5_000, pid: 2, version: "test")
-            Issue.record("a second live node was let in")
-        } catch {
-            #expect("\(error)".contains("another node (node-a)"))
+        let deadline = ContinuousClock.now + .seconds(20)
+        var start: RunStart?
+        while start == nil {
+            do {
+                start = try second.startRun(now: t0 + 40_000, pid: 2, version: "test")
+            } catch {
+                guard ContinuousClock.now < deadline else { throw error }
+                try await Task.sleep(for: .milliseconds(100))
+            }
         }
-        // Once the first has been silent for 30 s it is taken for crashed and repaired.
-        let start = try second.startRun(now: t0 + 40_000, pid: 2, version: "test")
-        #expect(start.recoveredCrash)
+        #expect(start?.recoveredCrash == true)
         #expect(try test.rows("SELECT node_id || ':' || COALESCE(stop_reason, '') FROM server_runs ORDER BY id") == ["node-a:crashed", "node-b:"])
+    }
+
+    @Test func splitsAMigrationIntoItsStatementsAtTheLinesThatEndOne() {
+        let sql = "-- a comment; with a semicolon\nCREATE TABLE a (x int); -- trailing\nCREATE VIEW v AS\nSELECT 1;\n\n-- the end\n"
+        #expect(PostgresHistoryStore.statements(sql).count == 2)
+        #expect(PostgresHistoryStore.statements(sql)[1].contains("CREATE VIEW v AS\nSELECT 1;"))
+        for (name, text) in EmbeddedMigrations.postgres {
+            #expect(!PostgresHistoryStore.statements(text).isEmpty, "\(name)")
+        }
     }
 
     @Test(arguments: [
