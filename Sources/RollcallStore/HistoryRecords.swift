@@ -180,6 +180,18 @@ public struct Uptime: Sendable, Equatable {
 
     public init() {}
 
+    /// Sets the milliseconds of the state named `state` (a row of the history); an unknown name
+    /// changes nothing.
+    public mutating func set(_ ms: Int64, forState state: String) {
+        switch PresenceState(rawValue: state) {
+        case .online: onlineMs = ms
+        case .suspect: suspectMs = ms
+        case .offline: offlineMs = ms
+        case .unknown: unknownMs = ms
+        case nil: break
+        }
+    }
+
     /// (online + suspect) / (online + suspect + offline), `nil` when nothing was observed.
     public var ratio: Double? {
         let observed = onlineMs + suspectMs + offlineMs

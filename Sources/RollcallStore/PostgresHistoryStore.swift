@@ -431,7 +431,7 @@ public final class PostgresHistoryStore: HistoryStore {
                 GROUP BY agent_id, state
                 """, logger: logger)
             for try await (id, state, ms) in rows.decode((String, String, Int64).self) {
-                Self.add(ms, state: state, to: &stats[id, default: FleetStats()].uptime)
+                stats[id, default: FleetStats()].uptime.set(ms, forState: state)
             }
             let flaps = try await client.query(
                 """
@@ -470,7 +470,7 @@ public final class PostgresHistoryStore: HistoryStore {
                 WHERE agent_id = \(agent) AND started_at_ms < \(to) AND COALESCE(ended_at_ms, \(now)) > \(from)
                 GROUP BY state
                 """, logger: logger)
-            for try await (state, ms) in rows.decode((String, Int64).self) { Self.add(ms, state: state, to: &uptime) }
+            for try await (state, ms) in rows.decode((String, Int64).self) { uptime.set(ms, forState: state) }
             return uptime
         }
     }
@@ -574,16 +574,6 @@ public final class PostgresHistoryStore: HistoryStore {
     static func scalar(_ db: PostgresConnection, _ query: PostgresQuery, _ logger: Logger) async throws -> Int64? {
         for try await value in try await db.query(query, logger: logger).decode(Int64?.self) { return value }
         return nil
-    }
-
-    static func add(_ ms: Int64, state: String, to uptime: inout Uptime) {
-        switch PresenceState(rawValue: state) {
-        case .online: uptime.onlineMs = ms
-        case .suspect: uptime.suspectMs = ms
-        case .offline: uptime.offlineMs = ms
-        case .unknown: uptime.unknownMs = ms
-        case nil: break
-        }
     }
 
     static let agentColumns = SQLiteHistoryStore.agentColumns

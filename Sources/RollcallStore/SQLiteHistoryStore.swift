@@ -280,15 +280,7 @@ public final class SQLiteHistoryStore: HistoryStore {
                     GROUP BY agent_id, state
                     """, arguments: ["first": first, "last": last, "from": from, "now": now])
             while let row = try rows.next() {
-                let id: String = row["agent_id"]
-                let ms: Int64 = row["ms"]
-                switch PresenceState(rawValue: row["state"]) {
-                case .online: stats[id, default: FleetStats()].uptime.onlineMs = ms
-                case .suspect: stats[id, default: FleetStats()].uptime.suspectMs = ms
-                case .offline: stats[id, default: FleetStats()].uptime.offlineMs = ms
-                case .unknown: stats[id, default: FleetStats()].uptime.unknownMs = ms
-                case nil: break
-                }
+                stats[row["agent_id"] as String, default: FleetStats()].uptime.set(row["ms"], forState: row["state"])
             }
             let flaps = try Row.fetchCursor(
                 db,
@@ -325,16 +317,7 @@ public final class SQLiteHistoryStore: HistoryStore {
                     WHERE agent_id = :agent AND started_at_ms < :to AND COALESCE(ended_at_ms, :now) > :from
                     GROUP BY state
                     """, arguments: ["agent": agent, "from": from, "to": to, "now": now])
-            for row in rows {
-                let ms: Int64 = row["ms"]
-                switch PresenceState(rawValue: row["state"]) {
-                case .online: uptime.onlineMs = ms
-                case .suspect: uptime.suspectMs = ms
-                case .offline: uptime.offlineMs = ms
-                case .unknown: uptime.unknownMs = ms
-                case nil: break
-                }
-            }
+            for row in rows { uptime.set(row["ms"], forState: row["state"]) }
             return uptime
         }
     }

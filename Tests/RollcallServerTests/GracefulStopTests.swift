@@ -19,11 +19,8 @@ import Glibc
             let early = try RawConnection(port: port)
             server.kill(SIGTERM)
             // The listener closes when the stop begins, with the quiesce sent to open connections.
+            try await waitUntil("the server to stop listening after SIGTERM") { (try? RawConnection(port: port)) == nil }
             let deadline = ContinuousClock.now + .seconds(10)
-            while (try? RawConnection(port: port)) != nil {
-                guard ContinuousClock.now < deadline else { throw TestTimeout(what: "the server to stop listening after SIGTERM") }
-                try await Task.sleep(for: .milliseconds(20))
-            }
             try early.send("GET /v1/summary HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             let answer = early.readUntilClosed(within: 10)
             // Answered and then closed, or (when the quiesce overtakes the request on a loaded

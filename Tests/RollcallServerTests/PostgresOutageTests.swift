@@ -75,14 +75,6 @@ struct PostgresOutageTests {
         server.kill(SIGTERM)
         #expect(server.waitForExit() == 0)
     }
-
-    func waitUntil(_ what: String, within limit: Duration = .seconds(10), _ condition: () async -> Bool) async throws {
-        let deadline = ContinuousClock.now + limit
-        while !(await condition()) {
-            guard ContinuousClock.now < deadline else { throw TestTimeout(what: what) }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-    }
 }
 
 /// A PostgreSQL cluster of one test's own, from scripts/postgres.

@@ -50,13 +50,17 @@ struct PostgresServerTests {
         agent.arguments = ["--server", "ws://127.0.0.1:\(port)", "--id", "pg-bin", "--interval-ms", "200", "--log-level", "critical"]
         try agent.run()
         defer { if agent.isRunning { kill(agent.processIdentifier, SIGKILL) } }
-        try await waitForPostgres(database, "SELECT state FROM agents WHERE id = 'pg-bin'", ["online"])
+        try await waitUntil("pg-bin online in the database", within: .seconds(15)) {
+            (try? TestStore.psqlRows(database, "SELECT state FROM agents WHERE id = 'pg-bin'")) == ["online"]
+        }
         first.kill(SIGKILL)
         _ = first.waitForExit()
         // The agent reconnects to the next run, which finds the killed one and repairs after it.
         let second = try ServerProcess(port: port, databasePath: database, extraArguments: ["--open", "--interval-ms", "200", "--node-id", "node-a"])
         try await second.waitUntilReady()
-        try await waitForPostgres(database, "SELECT state FROM agents WHERE id = 'pg-bin'", ["online"])
+        try await waitUntil("pg-bin online in the database", within: .seconds(15)) {
+            (try? TestStore.psqlRows(database, "SELECT state FROM agents WHERE id = 'pg-bin'")) == ["online"]
+        }
         second.kill(SIGTERM)
         #expect(second.waitForExit() == 0)
         #expect(try TestStore.psqlRows(database, "SELECT stop_reason FROM server_runs ORDER BY id") == ["crashed", "graceful"])
@@ -64,15 +68,5 @@ struct PostgresServerTests {
         let reasons = try TestStore.psqlRows(database, "SELECT to_state || ':' || reason FROM transitions ORDER BY id")
         #expect(reasons.contains("unknown:server_crashed"), "\(reasons)")
         #expect(reasons.last == "unknown:server_stopped", "\(reasons)")
-    }
-
-    /// Polls until `sql` returns `expected` (the writer commits in batches).
-    func waitForPostgres(_ database: String, _ sql: String, _ expected: [String], within limit: Duration = .seconds(15)) async throws {
-        let deadline = ContinuousClock.now + limit
-        while ContinuousClock.now < deadline {
-            if (try? TestStore.psqlRows(database, sql)) == expected { return }
-            try await Task.sleep(for: .milliseconds(50))
-        }
-        throw TestTimeout(what: "\(sql) to return \(expected)")
     }
 }
