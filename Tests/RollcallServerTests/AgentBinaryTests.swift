@@ -30,7 +30,10 @@ import Testing
             agent.waitUntilExit()
             let offline = try await server.transitions.waitFor(agent: "killed-1", to: .offline)
             #expect(offline.reason == .timeout)
-            let suspect = try #require(server.transitions.of("killed-1").first { $0.to == .suspect })
+            // The suspect the kill caused is the one just before the offline. (On a loaded machine
+            // the debug agent may miss one 300 ms window before the kill and recover; that earlier
+            // suspect is not what this test is about.)
+            let suspect = try #require(server.transitions.of("killed-1").last { $0.to == .suspect })
             #expect(suspect.reason == .disconnected)
             #expect(offline.effectiveAt - suspect.effectiveAt <= 600)
         }
