@@ -36,6 +36,10 @@ public struct LivenessEngine: Sendable {
         var warmupDeadline: Millis?
         /// Due time of this record's live heap entry, if any.
         var scheduled: Millis?
+        /// Whether this engine times the agent. With several nodes (SPEC §10) an agent connected
+        /// to another node is known here (its row exists) but owned there: never timed, never
+        /// moved, until it connects here or this node adopts it.
+        var owned = true
     }
 
     public private(set) var configuration: LivenessConfiguration
@@ -44,11 +48,48 @@ public struct LivenessEngine: Sendable {
     var deadlines = DeadlineHeap()
     public private(set) var nextTransitionID: Int64
     public private(set) var nextSessionID: Int64
+    /// The end (exclusive) of the block of session ids being handed out. Unbounded with one node;
+    /// with several, each node reserves blocks from the database so their ids never collide.
+    public private(set) var sessionIDEnd: Int64
+    /// The next block, reserved before the current one runs out.
+    public private(set) var spareSessionIDs: Range<Int64>?
 
-    public init(configuration: LivenessConfiguration = .init(), nextTransitionID: Int64 = 1, nextSessionID: Int64 = 1) {
+    public init(
+        configuration: LivenessConfiguration = .init(), nextTransitionID: Int64 = 1, nextSessionID: Int64 = 1,
+        sessionIDEnd: Int64 = .max
+    ) {
         self.configuration = configuration
         self.nextTransitionID = nextTransitionID
         self.nextSessionID = nextSessionID
+        self.sessionIDEnd = max(sessionIDEnd, nextSessionID)
+    }
+
+    /// How many session ids are left before a new block is needed (the spare block included).
+    public var sessionIDsLeft: Int64 { (sessionIDEnd - nextSessionID) &+ Int64(spareSessionIDs?.count ?? 0) }
+
+    /// Whether ``connect(_:requestedIntervalMs:bootID:remoteAddress:now:)`` has an id to give.
+    public var canOpenSession: Bool { nextSessionID < sessionIDEnd || spareSessionIDs?.isEmpty == false }
+
+    /// Adds a block of session ids for after the current one.
+    public mutating func addSessionIDs(_ block: Range<Int64>) {
+        guard !block.isEmpty else { return }
+        if nextSessionID >= sessionIDEnd {
+            nextSessionID = block.lowerBound
+            sessionIDEnd = block.upperBound
+        } else {
+            spareSessionIDs = block
+        }
+    }
+
+    mutating func takeSessionID() -> Int64 {
+        if nextSessionID >= sessionIDEnd, let spare = spareSessionIDs, !spare.isEmpty {
+            nextSessionID = spare.lowerBound
+            sessionIDEnd = spare.upperBound
+            spareSessionIDs = nil
+        }
+        let id = nextSessionID
+        nextSessionID += 1
+        return id
     }
 
     // MARK: Restoring state after a start
@@ -57,18 +98,22 @@ public struct LivenessEngine: Sendable {
     /// from `now`, plus `readmissionMs` (the time the server needs to let every returning agent in
     /// at its handshake rate), before it may be called offline: monitor downtime is never charged
     /// to agents.
+    ///
+    /// With `owned: false` the agent is another node's: known, never timed here.
     public mutating func restore(
         agent id: AgentID, state: PresenceState, since: Millis, lastSeen: Millis?, timeoutMs: Int64?, bootID: String? = nil,
-        readmissionMs: Int64 = 0, now: Millis
+        readmissionMs: Int64 = 0, owned: Bool = true, now: Millis
     ) {
         let slot = self.slot(for: id, now: now)
+        records[Int(slot)].owned = owned
+        records[Int(slot)].warmupDeadline = nil
         records[Int(slot)].bootID = bootID
         records[Int(slot)].state = state
         records[Int(slot)].stateSince = since
         records[Int(slot)].lastSeen = lastSeen ?? since
         records[Int(slot)].flushedLastSeen = lastSeen ?? since
         if let timeoutMs { records[Int(slot)].timeoutMs = timeoutMs }
-        if state == .unknown {
+        if state == .unknown, owned {
             let deadline = now + records[Int(slot)].timeoutMs + max(0, readmissionMs)
             records[Int(slot)].warmupDeadline = deadline
             schedule(slot, at: deadline)
@@ -102,8 +147,7 @@ public struct LivenessEngine: Sendable {
                         heartbeats: r.heartbeats, lastSeen: r.lastSeen, rttMs: r.rttMs)))
         }
         let grant = configuration.grant(requestedIntervalMs: requestedIntervalMs)
-        let sessionID = nextSessionID
-        nextSessionID += 1
+        let sessionID = takeSessionID()
         let restarted: Bool? = (r.bootID != nil && bootID != nil) ? (r.bootID != bootID) : nil
         effects.append(
             .sessionOpened(
@@ -120,6 +164,7 @@ public struct LivenessEngine: Sendable {
         r.rttMs = nil
         r.bootID = bootID ?? r.bootID
         r.warmupDeadline = nil
+        r.owned = true
         records[Int(slot)] = r
         switch r.state {
         case nil, .offline, .unknown:
@@ -220,7 +265,7 @@ public struct LivenessEngine: Sendable {
     /// An operator ends an agent's presence: `kicked` (it may come back) or `removed` (its
     /// registration is gone). Closes its connection with 4002 or 4003.
     public mutating func end(_ id: AgentID, removed: Bool, now: Millis) -> [LivenessEffect] {
-        guard let slot = index[id] else { return [] }
+        guard let slot = index[id], records[Int(slot)].owned else { return [] }
         let i = Int(slot)
         if let session = records[i].session {
             let code: CloseCode = removed ? .removed : .kicked
@@ -234,10 +279,23 @@ public struct LivenessEngine: Sendable {
 
     /// Every connected or suspect agent becomes `unknown` (`server_stopped`) and every open
     /// session is closed; the shell closes the sockets with 1001.
-    public mutating func stopAll(now: Millis) -> [LivenessEffect] {
+    ///
+    /// With `handOff`, other nodes are running: the sockets and sessions close the same way but
+    /// no agent changes state, since it is about to reconnect through the balancer to another
+    /// node, which takes it over without a transition (SPEC §10). One that does not is set
+    /// `unknown` by the node that takes over this node's leftovers.
+    public mutating func stopAll(now: Millis, handOff: Bool = false) -> [LivenessEffect] {
         var effects: [LivenessEffect] = []
-        for i in records.indices {
+        for i in records.indices where records[i].owned {
             let slot = Slot(i)
+            if handOff {
+                if let session = records[i].session {
+                    effects.append(.close(sessionID: session, code: .goingAway, reason: "server stopping"))
+                    effects.append(.sessionClosed(sessionEnd(i, session: session, reason: .serverStopped, code: .goingAway, now: now)))
+                }
+                release(i)
+                continue
+            }
             if let session = records[i].session {
                 effects.append(.close(sessionID: session, code: .goingAway, reason: "server stopping"))
                 effects += disconnect(slot: slot, session: session, kind: .serverStopping, now: now)
@@ -246,6 +304,74 @@ public struct LivenessEngine: Sendable {
             }
         }
         return effects
+    }
+
+    // MARK: Several nodes
+
+    /// Another node took the agent over (or its connection there is newer than ours): its socket
+    /// here closes with 4001, its session ends `superseded`, and no transition is written, since
+    /// it never stopped being observed. From now on the engine no longer times it.
+    public mutating func relinquish(_ id: AgentID, now: Millis) -> [LivenessEffect] {
+        guard let slot = index[id], records[Int(slot)].owned else { return [] }
+        let i = Int(slot)
+        var effects: [LivenessEffect] = []
+        if let session = records[i].session {
+            effects.append(.close(sessionID: session, code: .superseded, reason: "superseded by a connection to another node"))
+            effects.append(.sessionClosed(sessionEnd(i, session: session, reason: .superseded, code: .superseded, now: now)))
+        }
+        release(i)
+        return effects
+    }
+
+    /// This node lost its lease: every agent it holds is closed with 1001 and given up, with no
+    /// transition (whoever took over the lease has written what the history needs).
+    public mutating func relinquishAll(now: Millis) -> [LivenessEffect] {
+        var effects: [LivenessEffect] = []
+        for i in records.indices where records[i].owned {
+            if let session = records[i].session {
+                effects.append(.close(sessionID: session, code: .goingAway, reason: "this node lost its lease; reconnect"))
+                effects.append(.sessionClosed(sessionEnd(i, session: session, reason: .serverStopped, code: .goingAway, now: now)))
+            }
+            release(i)
+        }
+        return effects
+    }
+
+    /// This node takes over an agent another node left (its lease lapsed): known in `state`
+    /// since `since`, and, when `unknown`, given the §4 warm-up from `now` before it may be
+    /// called offline.
+    public mutating func adopt(_ id: AgentID, state: PresenceState, since: Millis, timeoutMs: Int64?, readmissionMs: Int64 = 0, now: Millis) {
+        if let slot = index[id], records[Int(slot)].session != nil { return }  // connected here: ours already
+        restore(agent: id, state: state, since: since, lastSeen: nil, timeoutMs: timeoutMs, readmissionMs: readmissionMs, now: now)
+    }
+
+    /// Whether the engine times this agent (with one node: every agent it knows).
+    public func owns(_ id: AgentID) -> Bool { index[id].map { records[Int($0)].owned } ?? false }
+
+    /// Another node's transition of an agent this node does not own, so that a later connection
+    /// here starts from the state the history holds.
+    public mutating func observe(_ t: Transition, now: Millis) {
+        let slot = self.slot(for: t.agentID, now: now)
+        let i = Int(slot)
+        guard !records[i].owned || records[i].state == nil else { return }
+        records[i].owned = false
+        records[i].state = t.to
+        records[i].stateSince = t.effectiveAt
+    }
+
+    mutating func release(_ i: Int) {
+        records[i].session = nil
+        records[i].flushedHeartbeats = records[i].heartbeats
+        records[i].warmupDeadline = nil
+        records[i].owned = false
+        records[i].scheduled = nil  // its heap entry, if any, is now stale
+    }
+
+    func sessionEnd(_ i: Int, session: Int64, reason: SessionEndReason, code: CloseCode, now: Millis) -> SessionEnd {
+        let r = records[i]
+        return SessionEnd(
+            id: session, agentID: r.id, endedAt: now, reason: reason, closeCode: Int(code.rawValue), heartbeats: r.heartbeats,
+            lastSeen: r.lastSeen, rttMs: r.rttMs)
     }
 
     // MARK: Deadlines
@@ -271,6 +397,7 @@ public struct LivenessEngine: Sendable {
     mutating func evaluate(_ slot: Slot, now: Millis, into effects: inout [LivenessEffect]) {
         let i = Int(slot)
         let r = records[i]
+        guard r.owned else { return }
         switch r.state {
         case .online:
             let due = suspectDeadline(r)
@@ -315,6 +442,7 @@ public struct LivenessEngine: Sendable {
 
     func nextCheck(_ slot: Slot) -> Millis? {
         let r = records[Int(slot)]
+        guard r.owned else { return nil }
         switch r.state {
         case .online: return r.session == nil ? nil : suspectDeadline(r)
         case .suspect: return r.lastSeen + r.timeoutMs

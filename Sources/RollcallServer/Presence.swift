@@ -54,7 +54,11 @@ public final class Presence: Sendable {
     func agentSocketOpened() { agentSockets.add(1, ordering: .relaxed) }
     func agentSocketClosed() { agentSockets.subtract(1, ordering: .relaxed) }
 
-    public init(engine: LivenessEngine, clock: any PresenceClock, outbox: Outbox, counters: ServerCounters = ServerCounters(), logger: Logger) {
+    public init(
+        engine: LivenessEngine, clock: any PresenceClock, outbox: Outbox, counters: ServerCounters = ServerCounters(), handshakesPerSecond: Double = 0,
+        logger: Logger
+    ) {
+        self.handshakesPerSecond = handshakesPerSecond
         self.state = Mutex(State(engine: engine))
         self.livenessConfiguration = engine.configuration
         self.clock = clock
@@ -71,7 +75,9 @@ public final class Presence: Sendable {
     func accept(_ request: HandshakeRequest, remoteAddress: String?, handle: ConnectionHandle) -> LivenessEngine.Accepted? {
         let now = clock.now()
         let (accepted, closes) = state.withLock { s -> (LivenessEngine.Accepted?, [Close]) in
-            guard !s.stopping else { return (nil, []) }
+            // No session id left: only with several nodes, if the writer could not reserve a new
+            // block in time (the database is away). Refused like a stop; the agent retries.
+            guard !s.stopping, s.engine.canOpenSession else { return (nil, []) }
             let accepted = s.engine.connect(
                 request.agentID, requestedIntervalMs: request.requestedIntervalMs, bootID: request.bootID, remoteAddress: remoteAddress,
                 now: now)
@@ -146,17 +152,76 @@ public final class Presence: Sendable {
     }
 
     /// Refuses new connections, moves every present agent to `unknown` (`server_stopped`) and
-    /// closes every socket with 1001. Idempotent.
-    public func stop() {
+    /// closes every socket with 1001. Idempotent. With `handOff` (other nodes run) no agent
+    /// changes state: each reconnects to another node, which takes it over.
+    public func stop(handOff: Bool = false) {
         let now = clock.now()
         let closes = state.withLock { s -> [Close] in
             guard !s.stopping else { return [] }
             s.stopping = true
-            return apply(s.engine.stopAll(now: now), state: &s)
+            return apply(s.engine.stopAll(now: now, handOff: handOff), state: &s)
         }
         if !closes.isEmpty { logger.info("closing agent connections", metadata: ["count": "\(closes.count)"]) }
         perform(closes)
     }
+
+    // MARK: Several nodes
+
+    /// Other nodes took these agents over: their sockets here close with 4001, no transition.
+    public func relinquish(_ ids: [AgentID]) {
+        guard !ids.isEmpty else { return }
+        let now = clock.now()
+        let closes = state.withLock { s -> [Close] in
+            var closes: [Close] = []
+            for id in ids { closes += apply(s.engine.relinquish(id, now: now), state: &s) }
+            return closes
+        }
+        if !closes.isEmpty {
+            logger.info("agents moved to other nodes", metadata: ["count": "\(closes.count)"])
+            counters.metrics.movedAway(closes.count)
+        }
+        perform(closes)
+    }
+
+    /// This node lost its lease: every agent is closed with 1001 and given up; it rejoins empty.
+    public func relinquishAll() {
+        let now = clock.now()
+        let closes = state.withLock { s in apply(s.engine.relinquishAll(now: now), state: &s) }
+        logger.warning("this node lost its lease: its agents were closed to reconnect elsewhere", metadata: ["count": "\(closes.count)"])
+        perform(closes)
+    }
+
+    /// Agents of a node whose lease lapsed, now this node's to time (the unknown ones get their
+    /// warm-up from now).
+    public func adopt(_ agents: [(id: AgentID, state: PresenceState, since: Millis, timeoutMs: Int64?)]) {
+        guard !agents.isEmpty else { return }
+        let now = clock.now()
+        let returning = agents.filter { $0.state == .unknown }.count
+        let readmissionMs = RollcallApplication.readmissionMs(agents: returning, handshakesPerSecond: handshakesPerSecond)
+        state.withLock { s in
+            for agent in agents {
+                s.engine.adopt(agent.id, state: agent.state, since: agent.since, timeoutMs: agent.timeoutMs, readmissionMs: readmissionMs, now: now)
+            }
+        }
+    }
+
+    /// Transitions other nodes committed: their agents' states, for the counts and for a later
+    /// connection here.
+    public func observe(_ transitions: [Transition]) {
+        guard !transitions.isEmpty else { return }
+        let now = clock.now()
+        state.withLock { s in
+            for t in transitions { s.engine.observe(t, now: now) }
+        }
+    }
+
+    /// Session ids left before another block is needed (only bounded with several nodes).
+    public var sessionIDsLeft: Int64 { state.withLock { $0.engine.sessionIDsLeft } }
+
+    public func addSessionIDs(_ block: Range<Int64>) { state.withLock { $0.engine.addSessionIDs(block) } }
+
+    /// Used to size an adopted fleet's warm-up; set once at start.
+    let handshakesPerSecond: Double
 
     public func takeDirtyCounters() -> [LivenessEngine.SessionCounter] {
         state.withLock { $0.engine.takeDirtyCounters() }
@@ -199,8 +264,10 @@ public final class Presence: Sendable {
 
     // MARK: Reading
 
+    /// What this node knows live of an agent it owns; `nil` for another node's agent, whose
+    /// state is the history's, as its owner wrote it.
     public func status(of id: AgentID) -> LivenessEngine.AgentStatus? {
-        state.withLock { $0.engine.status(of: id) }
+        state.withLock { $0.engine.owns(id) ? $0.engine.status(of: id) : nil }
     }
 
     /// The agent's open session as it was opened, while its row is not committed yet.

@@ -60,7 +60,7 @@ public struct RollcallApplication: Sendable {
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) throws -> RollcallApplication {
         try PortProbe.check(host: configuration.host, port: configuration.port)
-        let store = try PostgresHistoryStore(location: location, password: password, nodeID: nodeID, logger: logger)
+        let store = try PostgresHistoryStore(location: location, password: password, nodeID: nodeID, leaseMs: configuration.leaseMs, logger: logger)
         return try build(configuration: configuration, store: store, lock: nil, logger: logger, clock: SystemPresenceClock(), onServerRunning: onServerRunning)
     }
 
@@ -89,7 +89,7 @@ public struct RollcallApplication: Sendable {
                 store: store, outbox: presence.outbox, presence: presence, hub: hub, runID: start.runID, configuration: configuration,
                 lock: lock, logger: logger),
             LivenessSweeperService(presence: presence, interval: configuration.sweepInterval, pingInterval: configuration.pingInterval),
-            PresenceStopService(presence: presence, grace: configuration.closeGrace),
+            PresenceStopService(presence: presence, store: store, grace: configuration.closeGrace),
         ]
         var server = HTTPServerBuilder { responder in
             RollcallChannel(responder: responder, presence: presence, hub: hub, store: store, configuration: configuration, admission: admission)
@@ -126,8 +126,9 @@ public struct RollcallApplication: Sendable {
                 metadata: ["agents": "\(start.repairTransitions.count)"])
         }
         var engine = LivenessEngine(
-            configuration: configuration.liveness, nextTransitionID: start.nextTransitionID, nextSessionID: start.nextSessionID)
-        let returning = start.agents.filter { $0.state == .unknown }.count
+            configuration: configuration.liveness, nextTransitionID: start.nextTransitionID, nextSessionID: start.nextSessionID,
+            sessionIDEnd: start.sessionIDs?.upperBound ?? .max)
+        let returning = start.agents.filter { $0.state == .unknown && !start.foreignAgents.contains($0.id) }.count
         let readmissionMs = Self.readmissionMs(agents: returning, handshakesPerSecond: configuration.limits.handshakesPerSecond)
         if readmissionMs > 0 {
             logger.info(
@@ -138,9 +139,10 @@ public struct RollcallApplication: Sendable {
             guard let id = AgentID(agent.id) else { continue }
             engine.restore(
                 agent: id, state: agent.state, since: agent.stateSince, lastSeen: agent.lastSeen, timeoutMs: agent.timeoutMs,
-                bootID: agent.lastBootID, readmissionMs: readmissionMs, now: now)
+                bootID: agent.lastBootID, readmissionMs: readmissionMs, owned: !start.foreignAgents.contains(agent.id), now: now)
         }
-        let presence = Presence(engine: engine, clock: clock, outbox: Outbox(), logger: logger)
+        let presence = Presence(
+            engine: engine, clock: clock, outbox: Outbox(), handshakesPerSecond: configuration.limits.handshakesPerSecond, logger: logger)
         // The hub starts at the newest committed id, with every agent's committed state.
         let hub = TransitionHub(
             ringCapacity: configuration.transitionRing, lastID: start.nextTransitionID - 1, catchUpPagesPerSecond: configuration.catchUpPagesPerSecond)

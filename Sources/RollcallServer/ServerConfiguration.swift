@@ -45,6 +45,9 @@ public struct ServerConfiguration: Sendable {
     public var flushInterval: Duration = .milliseconds(50)
     /// How often the run's alive mark is written (what a crash repair dates the outage from).
     public var checkpointInterval: Duration = .seconds(2)
+    /// Several nodes on PostgreSQL: how long a node's lease lasts without renewal (renewed every
+    /// third of it). A node silent for longer is taken over by another.
+    public var leaseMs: Int64 = 10_000
     /// How often open sessions' heartbeat counts, `last_seen` and RTT are written. Every open
     /// session changes between two of these, so at 19,900 agents each costs ≈ 60 ms of the
     /// writer's CPU: 10 s keeps that near 6 ms a second. The API reads these live, not from here.

@@ -106,6 +106,30 @@ public final class ServerMetrics: Sendable {
         count("history_read_failures", "API reads the history database did not answer in time (each answered 503).", [])
     }
 
+    /// Agents whose connection here was superseded by one to another node (closed with 4001).
+    func movedAway(_ n: Int) {
+        registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                namespace: "rollcall", metricName: "agents_moved_away", unitName: "total",
+                helpText: "Agents whose connection here was closed with 4001 because they connected to another node."),
+            labels: []
+        ).increment(by: Int64(n))
+    }
+
+    /// Another node's lease lapsed and this node took over its agents.
+    func nodeTakenOver(agents: Int) {
+        count("node_takeovers", "Nodes whose lease lapsed and whose agents this node took over.", [])
+        registry.makeCounter(
+            descriptor: MetricNameDescriptor(
+                namespace: "rollcall", metricName: "agents_adopted", unitName: "total",
+                helpText: "Agents taken over from nodes whose lease lapsed."),
+            labels: []
+        ).increment(by: Int64(agents))
+    }
+
+    /// This node found its own lease lost (paused, partitioned) and dropped its agents.
+    func leaseLost() { count("lease_losses", "Times this node found its lease lost and dropped its agents to rejoin.", []) }
+
     func violated(_ cause: String) {
         count("protocol_violations", "Connections closed for breaking the protocol (and watchers closed for lagging), by cause.", [("cause", cause)])
     }

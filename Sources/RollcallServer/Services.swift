@@ -68,6 +68,10 @@ struct HistoryWriterService: Service {
         var failures = 0
         var lastFailureLog: ContinuousClock.Instant?
         var suppressedFailureLogs = 0
+        /// Several nodes: when this node last renewed its lease and looked for lapsed nodes, and
+        /// last read the shared log without being told to.
+        var lastUpkeep: ContinuousClock.Instant?
+        var lastFeed = ContinuousClock.now
     }
 
     func run() async throws {
@@ -84,7 +88,9 @@ struct HistoryWriterService: Service {
             if checkpoint { lastCheckpoint = .now }
             let counters = ContinuousClock.now - lastCounters >= configuration.countersInterval
             if counters { lastCounters = .now }
+            if store.isShared { await upkeep(&round) }
             await flush(&round, withCounters: counters, touchAlive: checkpoint)
+            if store.isShared { await share(&round) }
             if configuration.retainMs != nil, lastPrune.map({ ContinuousClock.now - $0 >= configuration.pruneInterval }) ?? true {
                 lastPrune = .now
                 await prune()
@@ -160,9 +166,67 @@ struct HistoryWriterService: Service {
                 metrics.transition(t)
                 Self.log(t, logger: logger)
             }
-            // Durable now: only from here on may anyone see these ids.
-            hub.publish(transitions)
+            // Durable now: only from here on may anyone see these ids. With several nodes the
+            // hub is fed from the shared log instead, in id order, this node's rows among the rest.
+            if store.isShared {
+                try? Self.feed(store: store, hub: hub, presence: presence)
+            } else {
+                hub.publish(transitions)
+            }
             outbox.settled(batch)
+        }
+    }
+
+    // MARK: Several nodes
+
+    /// Reads every node's committed transitions after the hub's newest id and publishes them, in
+    /// id order: gap-free, since ids follow commit order. Other nodes' transitions also update
+    /// this node's view of agents it does not own.
+    static func feed(store: any HistoryStore, hub: TransitionHub, presence: Presence) throws {
+        while true {
+            let page = try store.transitions(agent: nil, after: hub.lastID, limit: 1_000)
+            guard !page.isEmpty else { return }
+            presence.observe(page)
+            hub.publish(page)
+            if page.count < 1_000 { return }
+        }
+    }
+
+    /// Gives up the agents other nodes took over, and reads the shared log when another node
+    /// announced a commit (or every second, should a notification be missed).
+    func share(_ round: inout Round) async {
+        let relinquished = store.takeRelinquished()
+        presence.relinquish(relinquished)
+        guard store.announcedTransitionID > hub.lastID || ContinuousClock.now - round.lastFeed >= .seconds(1) else { return }
+        round.lastFeed = .now
+        let (store, hub, presence) = (store, hub, presence)
+        do {
+            try await threads.write { try Self.feed(store: store, hub: hub, presence: presence) }
+        } catch {
+            logger.warning("could not read the shared history; will retry", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Every third of a lease: renews it, takes over lapsed nodes, reserves session ids.
+    func upkeep(_ round: inout Round) async {
+        let period = Duration.milliseconds(max(300, configuration.leaseMs / 3))
+        if let last = round.lastUpkeep, ContinuousClock.now - last < period { return }
+        round.lastUpkeep = .now
+        let (store, now) = (store, presence.clock.now())
+        let needSessionIDs = presence.sessionIDsLeft < PostgresHistoryStore.sessionBlock / 2
+        do {
+            let upkeep = try await threads.write { try store.upkeep(now: now, needSessionIDs: needSessionIDs) }
+            if upkeep.leaseLost {
+                presence.counters.metrics.leaseLost()
+                presence.relinquishAll()
+            }
+            if let block = upkeep.sessionIDs { presence.addSessionIDs(block) }
+            if !upkeep.nodesTakenOver.isEmpty {
+                presence.counters.metrics.nodeTakenOver(agents: upkeep.adopted.count)
+                presence.adopt(upkeep.adopted)
+            }
+        } catch {
+            logger.warning("node upkeep failed; will retry", metadata: ["error": "\(error)"])
         }
     }
 
@@ -341,11 +405,15 @@ extension HistoryEvent {
 /// Stops presence once the HTTP server has: any agent still present becomes `unknown`.
 struct PresenceStopService: Service {
     let presence: Presence
+    let store: any HistoryStore
     let grace: Duration
 
     func run() async throws {
         try? await gracefulShutdown()
-        presence.stop()
+        // With other nodes running, the agents reconnect to them and no one becomes unknown.
+        let store = store
+        let handOff = store.isShared ? ((try? await DatabaseThreads.shared.read { try store.otherNodesRunning() }) ?? false) : false
+        presence.stop(handOff: handOff)
         // Give the 1001 close frames time to go out before the process may exit.
         let deadline = ContinuousClock.now + grace
         while presence.openAgentSockets > 0, ContinuousClock.now < deadline {

@@ -105,6 +105,28 @@ public struct RunStart: Sendable {
     public var nextSessionID: Int64
     /// Every known agent, after the repair.
     public var agents: [StoredAgent]
+    /// Agents other nodes own (several nodes on PostgreSQL): known here, timed there.
+    public var foreignAgents: Set<String> = []
+    /// The session ids this node may hand out, when they are reserved in blocks (several
+    /// nodes); `nil`: every id from `nextSessionID` on.
+    public var sessionIDs: Range<Int64>?
+}
+
+/// What a node learned from the shared database in one round of upkeep (SPEC §10).
+public struct NodeUpkeep: Sendable {
+    /// This node's lease had lapsed: another node may have taken its agents over. It must drop
+    /// every agent it holds; it has rejoined with a fresh lease.
+    public var leaseLost = false
+    /// Agents of nodes whose lease lapsed, now this node's: their state after the takeover.
+    public var adopted: [(id: AgentID, state: PresenceState, since: Millis, timeoutMs: Int64?)] = []
+    /// The nodes taken over.
+    public var nodesTakenOver: [String] = []
+    /// A new block of session ids, when one was asked for.
+    public var sessionIDs: Range<Int64>?
+    /// The adopted agents' new epochs, for the store's own book.
+    var adoptedEpochs: [String: Int64] = [:]
+
+    public init() {}
 }
 
 /// Filters of `GET /v1/agents`.
@@ -169,6 +191,29 @@ public protocol HistoryStore: Sendable {
     /// Deletes history older than `cutoff`, keeping every invariant: each agent's first remaining
     /// interval starts at the cutoff.
     func prune(before cutoff: Millis) throws -> PruneReport
+
+    // MARK: Several nodes (SPEC §10); one node on SQLite needs none of it
+
+    /// Whether other nodes may write this history too (PostgreSQL).
+    var isShared: Bool { get }
+    /// Whether another node runs on this history now (its lease is fresh).
+    func otherNodesRunning() throws -> Bool
+    /// Renews this node's lease, takes over nodes whose lease lapsed, and reserves session ids
+    /// when `needSessionIDs`. Called by the writer, between its batches.
+    func upkeep(now: Millis, needSessionIDs: Bool) throws -> NodeUpkeep
+    /// Agents this node must give up since the last call: another node took them over (its
+    /// connection is newer), so their sockets here close with 4001.
+    func takeRelinquished() -> [AgentID]
+    /// The newest transition id another node announced, for the writer to read up to.
+    var announcedTransitionID: Int64 { get }
+}
+
+extension HistoryStore {
+    public var isShared: Bool { false }
+    public func otherNodesRunning() throws -> Bool { false }
+    public func upkeep(now: Millis, needSessionIDs: Bool) throws -> NodeUpkeep { NodeUpkeep() }
+    public func takeRelinquished() -> [AgentID] { [] }
+    public var announcedTransitionID: Int64 { 0 }
 }
 
 /// Time per state over a window.

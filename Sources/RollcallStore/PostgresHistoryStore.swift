@@ -20,13 +20,19 @@ import Synchronization
 public final class PostgresHistoryStore: HistoryStore {
     /// The advisory lock every writing transaction holds until it commits.
     static let writerLock: Int64 = 0x526F_6C6C_6361_6C6C  // "Rollcall"
-    /// The session-level advisory lock a running node holds on a connection of its own for as
-    /// long as it runs: until several nodes share a database (SPEC §10's ownership and leases),
-    /// it is what keeps a second node out, whatever its name or its clock.
-    static let nodeLock: Int64 = 0x526F_6C6C_4E6F_6465  // "RollNode"
+    /// The channel of every NOTIFY: `t ID` (a batch committed, ID its newest transition) and
+    /// `o EPOCH AGENT` (a node took the agent over with that epoch).
+    static let channel = "rollcall"
+    /// Session ids are reserved in blocks of this many (migration 0003).
+    public static let sessionBlock: Int64 = 65_536
+    /// The database's clock, in Unix-epoch milliseconds: leases are judged by it alone, so the
+    /// nodes' own clocks never decide who is alive.
+    static let databaseNow = "(extract(epoch FROM clock_timestamp()) * 1000)::bigint"
 
     public let location: PostgresLocation
     public let nodeID: String
+    /// How long a lease lasts without renewal (SPEC §10, default 10 s).
+    public let leaseMs: Int64
     /// How long a read may wait for the database before it fails with ``HistoryUnavailable``:
     /// during an outage the API answers 503 at once instead of hanging. Writes have no deadline:
     /// a write given up on could still commit, and writing it again would invent history; the
@@ -35,13 +41,15 @@ public final class PostgresHistoryStore: HistoryStore {
     let client: PostgresClient
     let logger: Logger
     private let runner: Task<Void, Never>
-    private let nodeLockHolder = Mutex<Task<Void, Never>?>(nil)
+    let nodeConnection = Mutex<Task<Void, Never>?>(nil)
+    let book = NodeBook()
 
     /// Connects to `location` (the password from `password`, never from the URL) and applies the
     /// migrations this database lacks.
-    public init(location: PostgresLocation, password: String?, nodeID: String, logger: Logger) throws {
+    public init(location: PostgresLocation, password: String?, nodeID: String, leaseMs: Int64 = 10_000, logger: Logger) throws {
         self.location = location
         self.nodeID = nodeID
+        self.leaseMs = max(1_000, leaseMs)
         self.logger = logger
         var configuration = PostgresClient.Configuration(
             host: location.host, port: location.port, username: location.user, password: password, database: location.database,
@@ -55,46 +63,15 @@ public final class PostgresHistoryStore: HistoryStore {
         try blocking { try await Self.migrate(client: client, logger: logger) }
     }
 
-    /// Closes every connection (and so gives up the node lock).
+    /// Closes every connection (and so gives up the node's lock).
     public func close() {
-        nodeLockHolder.withLock { $0?.cancel() }
+        nodeConnection.withLock { $0?.cancel() }
         runner.cancel()
     }
 
     deinit {
-        nodeLockHolder.withLock { $0?.cancel() }
+        nodeConnection.withLock { $0?.cancel() }
         runner.cancel()
-    }
-
-    /// Takes the node lock on a connection kept for it; `false` when another node holds it.
-    func takeNodeLock() throws -> Bool {
-        if nodeLockHolder.withLock({ $0 != nil }) { return true }
-        let (answers, answer) = AsyncStream.makeStream(of: Bool.self)
-        let holder = Task.detached(executorPreference: DatabaseTaskExecutor.shared) { [client, logger] in
-            do {
-                try await client.withConnection { connection in
-                    var taken = false
-                    for try await value in try await connection.query("SELECT pg_try_advisory_lock(\(Self.nodeLock))", logger: logger).decode(Bool.self) {
-                        taken = value
-                    }
-                    answer.yield(taken)
-                    guard taken else { return }
-                    // Held with the connection until the store closes (the task is cancelled).
-                    while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
-                    _ = try? await connection.query("SELECT pg_advisory_unlock(\(Self.nodeLock))", logger: logger)
-                }
-            } catch {
-                logger.warning("node lock lost", metadata: ["error": "\(String("\(error)".prefix(200)))"])
-            }
-            answer.yield(false)
-            answer.finish()
-        }
-        let taken = try blocking {
-            for await value in answers { return value }
-            return false
-        }
-        if taken { nodeLockHolder.withLock { $0 = holder } } else { holder.cancel() }
-        return taken
     }
 
     // MARK: Migrations
@@ -156,59 +133,80 @@ public final class PostgresHistoryStore: HistoryStore {
 
     // MARK: Runs
 
+    /// Starts this node's run: takes the node's lock (a second process with the same node id is
+    /// refused), takes its lease, and repairs what this node's own previous run left open. Other
+    /// nodes' agents, sessions and runs are theirs: a lapsed node's are taken over by
+    /// ``upkeep(now:needSessionIDs:)``, by whichever node gets there first.
     public func startRun(now: Millis, pid: Int32, version: String) throws -> RunStart {
-        guard try takeNodeLock() else {
+        guard try startNodeConnection() else {
             throw PostgresStoreError(
-                "another node is running on this database; this version runs one node per database: stop it first, or give this node its own database")
+                "node '\(nodeID)' is already running on this database (another process holds its lock): stop it, or give this one another --node-id")
         }
-        return try blocking { [client, logger, nodeID] in
+        return try blocking { [client, logger, nodeID, leaseMs, book] in
             try await client.withTransaction(logger: logger) { db in
                 try await db.query("SELECT pg_advisory_xact_lock(\(Self.writerLock))", logger: logger)
+                try await Self.takeLease(db, nodeID: nodeID, leaseMs: leaseMs, logger: logger)
                 var crashed = false
                 var crashedAt: Millis?
                 var open: [(id: Int64, alive: Int64)] = []
+                // Runs before nodes were named belong to whichever node starts first.
                 for try await (id, alive) in try await db.query(
-                    "SELECT id, last_alive_ms FROM server_runs WHERE stopped_at_ms IS NULL AND stop_reason IS NULL", logger: logger
+                    """
+                    SELECT id, last_alive_ms FROM server_runs
+                    WHERE stopped_at_ms IS NULL AND stop_reason IS NULL AND (node_id = \(nodeID) OR node_id IS NULL)
+                    """, logger: logger
                 ).decode((Int64, Int64).self) {
                     open.append((id, alive))
                 }
-                // The node lock is ours, so every run still open is one that died without stopping.
+                // The node's lock is ours, so every run of this node still open died without stopping.
                 for run in open {
                     crashed = true
                     crashedAt = max(crashedAt ?? run.alive, run.alive)
                     try await db.query("UPDATE server_runs SET stop_reason = 'crashed' WHERE id = \(run.id)", logger: logger)
                 }
-                let lastStop = try await Self.scalar(db, "SELECT MAX(COALESCE(stopped_at_ms, last_alive_ms)) FROM server_runs", logger) ?? now
+                let lastStop =
+                    try await Self.scalar(
+                        db, "SELECT MAX(COALESCE(stopped_at_ms, last_alive_ms)) FROM server_runs WHERE node_id = \(nodeID) OR node_id IS NULL",
+                        logger) ?? now
                 let downSince = crashedAt ?? lastStop
                 let endReason = crashed ? SessionEndReason.serverCrashed.rawValue : SessionEndReason.serverStopped.rawValue
                 try await db.query(
                     """
                     UPDATE sessions SET ended_at_ms = GREATEST(started_at_ms, COALESCE(last_seen_ms, started_at_ms), \(downSince)),
-                        end_reason = \(endReason) WHERE ended_at_ms IS NULL
+                        end_reason = \(endReason)
+                    WHERE ended_at_ms IS NULL
+                      AND (server_run_id IS NULL OR server_run_id IN (SELECT id FROM server_runs WHERE node_id = \(nodeID) OR node_id IS NULL))
                     """, logger: logger)
+                // Agents nobody owns yet (registered, or from before ownership) become this node's.
+                try await db.query(
+                    """
+                    INSERT INTO agent_owners (agent_id, node_id, epoch, session_id)
+                    SELECT id, \(nodeID), 1, NULL FROM agents ON CONFLICT (agent_id) DO NOTHING
+                    """, logger: logger)
+                var epochs: [String: Int64] = [:]
+                for try await (id, epoch) in try await db.query(
+                    "SELECT agent_id, epoch FROM agent_owners WHERE node_id = \(nodeID)", logger: logger
+                ).decode((String, Int64).self) {
+                    epochs[id] = epoch
+                }
                 let reason: TransitionReason = crashed ? .serverCrashed : .serverStopped
                 var stale: [(String, String, Int64)] = []
                 for try await row in try await db.query(
-                    "SELECT id, state, state_since_ms FROM agents WHERE state IN ('online', 'suspect') ORDER BY id", logger: logger
+                    """
+                    SELECT a.id, a.state, a.state_since_ms FROM agents a JOIN agent_owners o ON o.agent_id = a.id
+                    WHERE a.state IN ('online', 'suspect') AND o.node_id = \(nodeID) ORDER BY a.id
+                    """, logger: logger
                 ).decode((String, String, Int64).self) {
                     stale.append(row)
                 }
                 var repair: [Transition] = []
                 for (id, from, since) in stale {
                     let effective = max(downSince, since)
-                    let newID = try await Self.scalar(
-                        db,
-                        """
-                        INSERT INTO transitions (agent_id, from_state, to_state, reason, effective_at_ms, detected_at_ms, session_id)
-                        VALUES (\(id), \(from), 'unknown', \(reason.rawValue), \(effective), \(now), NULL) RETURNING id
-                        """, logger) ?? 0
-                    if let agentID = AgentID(id) {
-                        repair.append(
-                            Transition(
-                                id: newID, agentID: agentID, from: PresenceState(rawValue: from), to: .unknown, reason: reason, effectiveAt: effective,
-                                detectedAt: now, sessionID: nil))
+                    if let t = try await Self.insertTransition(
+                        db, agent: id, from: from, to: .unknown, reason: reason, effectiveAt: effective, detectedAt: now, session: nil, logger: logger)
+                    {
+                        repair.append(t)
                     }
-                    try await db.query("UPDATE agents SET state = 'unknown', state_since_ms = \(effective) WHERE id = \(id)", logger: logger)
                 }
                 let runID =
                     try await Self.scalar(
@@ -218,7 +216,7 @@ public final class PostgresHistoryStore: HistoryStore {
                         VALUES (\(now), \(now), \(Int(pid)), \(version), \(nodeID)) RETURNING id
                         """, logger) ?? 0
                 let nextTransition = (try await Self.scalar(db, "SELECT MAX(id) FROM transitions", logger) ?? 0) + 1
-                let nextSession = (try await Self.scalar(db, "SELECT MAX(id) FROM sessions", logger) ?? 0) + 1
+                let block = try await Self.reserveSessionIDs(db, logger: logger)
                 var agents: [StoredAgent] = []
                 let rows = try await db.query(
                     PostgresQuery(
@@ -227,18 +225,29 @@ public final class PostgresHistoryStore: HistoryStore {
                             FROM agents ORDER BY id
                             """), logger: logger)
                 for try await row in rows { agents.append(try Self.agent(from: row)) }
-                return RunStart(
+                if !repair.isEmpty { try await Self.announce(db, newest: repair.map(\.id).max() ?? 0, logger: logger) }
+                book.startRun(epochs: epochs)
+                var start = RunStart(
                     runID: runID, recoveredCrash: crashed, repairTransitions: repair, nextTransitionID: nextTransition,
-                    nextSessionID: nextSession, agents: agents)
+                    nextSessionID: block.lowerBound, agents: agents)
+                start.sessionIDs = block
+                start.foreignAgents = Set(agents.map(\.id).filter { epochs[$0] == nil })
+                return start
             }
         }
     }
 
     public func finishRun(_ runID: Int64, now: Millis) throws {
-        try blocking { [client, logger] in
-            try await client.query(
-                "UPDATE server_runs SET stopped_at_ms = \(now), last_alive_ms = \(now), stop_reason = 'graceful' WHERE id = \(runID)",
-                logger: logger)
+        try blocking { [client, logger, nodeID] in
+            try await client.withTransaction(logger: logger) { db in
+                try await db.query(
+                    "UPDATE server_runs SET stopped_at_ms = \(now), last_alive_ms = \(now), stop_reason = 'graceful' WHERE id = \(runID)",
+                    logger: logger)
+                // Stopped, not lapsed: another node takes over the agents that did not follow the
+                // balancer elsewhere, as of this moment.
+                try await db.query(
+                    "UPDATE nodes SET stopped_at_ms = \(now), stop_reason = 'graceful' WHERE id = \(nodeID) AND stopped_at_ms IS NULL", logger: logger)
+            }
         }
     }
 
@@ -246,66 +255,120 @@ public final class PostgresHistoryStore: HistoryStore {
 
     @discardableResult
     public func write(_ events: [HistoryEvent], runID: Int64, aliveAt: Millis) throws -> [Transition] {
-        try blocking { [client, logger] in
+        let written = try blocking { [client, logger, nodeID, book] in
             try await client.withTransaction(logger: logger) { db in
                 try await db.query("SELECT pg_advisory_xact_lock(\(Self.writerLock))", logger: logger)
+                var context = WriteContext(nodeID: nodeID, runID: runID, epochs: book.epochs)
                 var committed: [Transition] = []
                 for event in events {
-                    if let t = try await Self.apply(event, runID: runID, db: db, logger: logger) { committed.append(t) }
+                    committed += try await Self.apply(event, context: &context, db: db, logger: logger)
                 }
                 try await db.query(
                     "UPDATE server_runs SET last_alive_ms = GREATEST(last_alive_ms, \(aliveAt)) WHERE id = \(runID)", logger: logger)
-                return committed
+                if let newest = committed.map(\.id).max() { try await Self.announce(db, newest: newest, logger: logger) }
+                return (committed, context)
             }
+        }
+        // Only once committed: a claim the database never saw gives up nothing.
+        book.merge(written.1)
+        return written.0
+    }
+
+    /// What one writing transaction learns about ownership, kept apart until it commits.
+    struct WriteContext {
+        let nodeID: String
+        let runID: Int64
+        /// This node's epoch for each agent it owns, as this transaction sees it.
+        var epochs: [String: Int64]
+        var changedEpochs: [String: Int64?] = [:]
+        var relinquished: Set<String> = []
+        /// Whether this node's lease is fresh, asked once per transaction that claims.
+        var leaseFresh: Bool?
+
+        mutating func setEpoch(_ epoch: Int64?, for agent: String) {
+            epochs[agent] = epoch
+            changedEpochs[agent] = epoch
         }
     }
 
-    /// Applies one event; for a transition, returns it with the id the database gave it.
-    static func apply(_ event: HistoryEvent, runID: Int64, db: PostgresConnection, logger: Logger) async throws -> Transition? {
+    /// Applies one event; returns the transitions it committed, with the ids the database gave.
+    static func apply(_ event: HistoryEvent, context: inout WriteContext, db: PostgresConnection, logger: Logger) async throws -> [Transition] {
         switch event {
-        case .transition(var t):
-            t.id =
-                try await scalar(
-                    db,
-                    """
-                    INSERT INTO transitions (agent_id, from_state, to_state, reason, effective_at_ms, detected_at_ms, session_id)
-                    VALUES (\(t.agentID.rawValue), \(t.from?.rawValue), \(t.to.rawValue), \(t.reason.rawValue), \(t.effectiveAt),
-                        \(t.detectedAt), \(t.sessionID)) RETURNING id
-                    """, logger) ?? 0
-            try await db.query(
+        case .transition(let t):
+            let agent = t.agentID.rawValue
+            guard let epoch = try await ownEpoch(agent, context: &context, db: db, logger: logger) else { return [] }
+            var current: (owned: Bool, state: String?, since: Int64?) = (false, nil, nil)
+            for try await row in try await db.query(
                 """
-                INSERT INTO agents (id, state, state_since_ms, first_seen_ms) VALUES (\(t.agentID.rawValue), \(t.to.rawValue), \(t.effectiveAt), \(t.effectiveAt))
-                ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, state_since_ms = EXCLUDED.state_since_ms
-                """, logger: logger)
-            return t
+                SELECT EXISTS (SELECT 1 FROM agent_owners WHERE agent_id = \(agent) AND node_id = \(context.nodeID) AND epoch = \(epoch)),
+                    (SELECT state FROM agents WHERE id = \(agent)), (SELECT state_since_ms FROM agents WHERE id = \(agent))
+                """, logger: logger
+            ).decode((Bool, String?, Int64?).self) {
+                current = row
+            }
+            // A stale epoch changes nothing: another node owns the agent now.
+            guard current.owned else {
+                context.setEpoch(nil, for: agent)
+                context.relinquished.insert(agent)
+                return []
+            }
+            // The history is the truth: the transition starts from the state it holds (which
+            // another node may have moved since this node last looked), and one that would not
+            // change it is no transition at all.
+            guard current.state != t.to.rawValue else { return [] }
+            let effective = max(t.effectiveAt, current.since ?? t.effectiveAt)
+            guard
+                let committed = try await insertTransition(
+                    db, agent: agent, from: current.state, to: t.to, reason: t.reason, effectiveAt: effective, detectedAt: t.detectedAt,
+                    session: t.sessionID, logger: logger)
+            else { return [] }
+            return [committed]
         case .sessionOpened(let s):
+            let agent = s.agentID.rawValue
+            let claimed = try await claim(s, context: &context, db: db, logger: logger)
+            var before: String?
+            for try await state in try await db.query("SELECT state FROM agents WHERE id = \(agent)", logger: logger).decode(String.self) {
+                before = state
+            }
             try await db.query(
                 """
                 INSERT INTO sessions (id, agent_id, started_at_ms, remote_addr, boot_id, interval_ms, timeout_ms,
                     agent_restarted, server_run_id, last_seen_ms)
-                VALUES (\(s.id), \(s.agentID.rawValue), \(s.startedAt), \(s.remoteAddress), \(s.bootID), \(s.intervalMs), \(s.timeoutMs),
-                    \(s.agentRestarted.map { $0 ? 1 : 0 }), \(runID), \(s.startedAt))
+                VALUES (\(s.id), \(agent), \(s.startedAt), \(s.remoteAddress), \(s.bootID), \(s.intervalMs), \(s.timeoutMs),
+                    \(s.agentRestarted.map { $0 ? 1 : 0 }), \(context.runID), \(s.startedAt))
                 """, logger: logger)
             try await db.query(
                 """
                 INSERT INTO agents (id, state, state_since_ms, first_seen_ms, last_seen_ms, interval_ms, timeout_ms)
-                VALUES (\(s.agentID.rawValue), 'offline', \(s.startedAt), \(s.startedAt), \(s.startedAt), \(s.intervalMs), \(s.timeoutMs))
+                VALUES (\(agent), 'offline', \(s.startedAt), \(s.startedAt), \(s.startedAt), \(s.intervalMs), \(s.timeoutMs))
                 ON CONFLICT (id) DO UPDATE SET interval_ms = EXCLUDED.interval_ms, timeout_ms = EXCLUDED.timeout_ms,
                     last_seen_ms = GREATEST(COALESCE(agents.last_seen_ms, 0), EXCLUDED.last_seen_ms)
                 """, logger: logger)
+            // A connection makes its agent online. Another node may have moved it since this node
+            // last saw it, so the transition into online is decided here, against the history;
+            // the engine's own (if any) then finds it online already and writes nothing.
+            guard claimed, before != PresenceState.online.rawValue else { return [] }
+            let since = try await scalar(db, "SELECT state_since_ms FROM agents WHERE id = \(agent)", logger) ?? s.startedAt
+            guard
+                let t = try await insertTransition(
+                    db, agent: agent, from: before, to: .online, reason: before == PresenceState.suspect.rawValue ? .reconnected : .connected,
+                    effectiveAt: before == nil ? s.startedAt : max(s.startedAt, since), detectedAt: s.startedAt, session: s.id, logger: logger)
+            else { return [] }
+            return [t]
         case .sessionClosed(let e):
+            // A session another node closed when it took this one over stays as that node wrote it.
             try await db.query(
                 """
                 UPDATE sessions SET ended_at_ms = \(e.endedAt), end_reason = \(e.reason.rawValue), close_code = \(e.closeCode),
                     heartbeats = \(e.heartbeats), last_seen_ms = GREATEST(COALESCE(last_seen_ms, 0), \(e.lastSeen)),
                     rtt_ms = COALESCE(\(e.rttMs)::double precision, rtt_ms)
-                WHERE id = \(e.id)
+                WHERE id = \(e.id) AND ended_at_ms IS NULL
                 """, logger: logger)
             try await db.query(
                 "UPDATE agents SET last_seen_ms = GREATEST(COALESCE(last_seen_ms, 0), \(e.lastSeen)) WHERE id = \(e.agentID.rawValue)",
                 logger: logger)
         case .counters(let counters):
-            guard !counters.isEmpty else { return nil }
+            guard !counters.isEmpty else { return [] }
             // One statement for the whole checkpoint, not two per session: arrays, unnested.
             let ids = counters.map(\.sessionID)
             let beats = counters.map { Int64($0.heartbeats) }
@@ -335,7 +398,7 @@ public final class PostgresHistoryStore: HistoryStore {
         case .status(let id, let status):
             try await db.query("UPDATE agents SET status = \(status.serialized()) WHERE id = \(id.rawValue)", logger: logger)
         }
-        return nil
+        return []
     }
 
     // MARK: Reading

@@ -65,11 +65,11 @@ public final class TestStore: @unchecked Sendable {
     }
 
     /// Another store on the same PostgreSQL database (a second node), or `nil` for SQLite.
-    public func sibling(nodeID: String) throws -> PostgresHistoryStore? {
+    public func sibling(nodeID: String, leaseMs: Int64 = 10_000) throws -> PostgresHistoryStore? {
         guard backend == .postgres else { return nil }
         var quiet = Logger(label: "rollcall.test.postgres")
         quiet.logLevel = .critical
-        return try PostgresHistoryStore(location: PostgresLocation(parsing: location), password: nil, nodeID: nodeID, logger: quiet)
+        return try PostgresHistoryStore(location: PostgresLocation(parsing: location), password: nil, nodeID: nodeID, leaseMs: leaseMs, logger: quiet)
     }
 
     /// The rows of `sql`, each as its columns joined by `|` (NULL as an empty column).
@@ -88,21 +88,9 @@ public final class TestStore: @unchecked Sendable {
     }
 
     static func run(_ arguments: [String]) throws -> [String] {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = arguments
-        let pipe = Pipe()
-        let errors = Pipe()
-        process.standardOutput = pipe
-        process.standardError = errors
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        let problem = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw TestStoreError(description: "\(arguments[0]) failed: \(String(decoding: problem, as: UTF8.self))")
-        }
-        return String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
+        let result = try runSynchronously(arguments)
+        guard result.status == 0 else { throw TestStoreError(description: "\(arguments[0]) failed: \(result.errors)") }
+        return result.output.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
     }
 
     deinit {

@@ -24,6 +24,9 @@ struct ServerOptions: ParsableArguments {
     @Option(name: .customLong("node-id"), help: "This node's name among the nodes on one PostgreSQL (default: HOSTNAME:PORT).")
     var nodeID: String?
 
+    @Option(name: .customLong("node-lease"), help: "With PostgreSQL: how long this node's lease lasts unrenewed before another node takes its agents over, e.g. 10s.")
+    var nodeLease: String?
+
     @Option(name: .customLong("interval-ms"), help: "Heartbeat interval granted to agents that ask for none.")
     var intervalMs: Int64?
 
@@ -66,8 +69,13 @@ struct ServerOptions: ParsableArguments {
             if let dbPasswordFile, !FileManager.default.isReadableFile(atPath: dbPasswordFile) {
                 throw ValidationError("--db-password-file \(dbPasswordFile) cannot be read")
             }
-        } else if dbPasswordFile != nil || nodeID != nil {
-            throw ValidationError("--db-password-file and --node-id are for a PostgreSQL --db (postgres://USER@HOST:PORT/DATABASE)")
+        } else if dbPasswordFile != nil || nodeID != nil || nodeLease != nil {
+            throw ValidationError("--db-password-file, --node-id and --node-lease are for a PostgreSQL --db (postgres://USER@HOST:PORT/DATABASE)")
+        }
+        if let nodeLease {
+            guard let ms = DurationText.parseMillis(nodeLease), (1_000...3_600_000).contains(ms) else {
+                throw ValidationError("--node-lease must be a duration between 1s and 1h, e.g. --node-lease 10s")
+            }
         }
         if let nodeID, AgentID(nodeID) == nil {
             throw ValidationError("--node-id must be 1-128 characters of A-Z a-z 0-9 . _ : -, e.g. --node-id monitor-a")
@@ -95,6 +103,7 @@ struct ServerOptions: ParsableArguments {
         configuration.liveness.maxIntervalMs = maxIntervalMs ?? max(configuration.liveness.maxIntervalMs, interval)
         if detector == "phi" { configuration.liveness.detector = .phiAccrual(threshold: phiThreshold) }
         configuration.retainMs = retain.flatMap(DurationText.parseMillis)
+        if let lease = nodeLease.flatMap(DurationText.parseMillis) { configuration.leaseMs = lease }
         return configuration
     }
 

@@ -156,15 +156,7 @@ import Testing
 
 /// Runs the real `sqlite3` CLI on the file, as an analyst would.
 func sqlite3(_ path: String, _ sql: String) throws -> [String] {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["sqlite3", "-readonly", path, sql]
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return String(decoding: data, as: UTF8.self).split(separator: "\n").map(String.init)
+    try runSynchronously(["sqlite3", "-readonly", path, sql]).output.split(separator: "\n").map(String.init)
 }
 
 /// Polls the file until `sql` returns `expected`: the writer batches, so rows land within a flush.

@@ -483,15 +483,7 @@ func residentBytes() -> Int {
 
 /// Runs SQL against the file as another process would (an analyst, a second program).
 func sqlite3Write(_ path: String, _ sql: String) throws -> [String] {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["sqlite3", "-cmd", ".timeout 5000", path, sql]
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    try process.run()
-    process.waitUntilExit()
-    let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    return out.split(separator: "\n").map(String.init)
+    try runSynchronously(["sqlite3", "-cmd", ".timeout 5000", path, sql]).output.split(separator: "\n").map(String.init)
 }
 
 /// The real store, with every agent lookup taking `delay` longer: a query as slow as a heavy

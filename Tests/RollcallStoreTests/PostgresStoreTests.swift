@@ -65,12 +65,15 @@ import Testing
             for (n, writer) in writers.enumerated() {
                 group.addTask {
                     try await Task.detached {
+                        // Every transition changes its agent's state (one that would not is no transition).
+                        var flips: [Int: Int] = [:]
                         for i in 0..<perWriter {
                             let agent = AgentID("node\(n)-agent\(i % 7)")!
-                            let events = (0...(i % 3)).map { k in
-                                HistoryEvent.transition(
+                            let events = (0...(i % 3)).map { _ in
+                                flips[i % 7, default: 0] += 1
+                                return HistoryEvent.transition(
                                     Transition(
-                                        id: 0, agentID: agent, from: nil, to: k % 2 == 0 ? .online : .suspect, reason: .connected,
+                                        id: 0, agentID: agent, from: nil, to: flips[i % 7]! % 2 == 1 ? .online : .suspect, reason: .connected,
                                         effectiveAt: t0 + Int64(i), detectedAt: t0 + Int64(i), sessionID: nil))
                             }
                             try writer.write(events, runID: 0, aliveAt: t0)
@@ -90,38 +93,111 @@ import Testing
     }
 
     @Test(.enabled(if: StoreBackend.available.contains(.postgres)), .timeLimit(.minutes(1)))
-    func aSecondNodeIsRefusedWhileTheFirstRunsWhateverItsNameAndTakesOverOnceItIsGone() async throws {
+    func aSecondProcessWithTheSameNodeIDIsRefusedWhileAnotherNodeRunsBeside() async throws {
         let test = try TestStore(.postgres)
         let first = try #require(try test.sibling(nodeID: "node-a"))
+        defer { first.close() }
         _ = try first.startRun(now: t0, pid: 1, version: "test")
-        // A second node, by another name or by the same one, with any clock: refused.
-        for (name, now) in [("node-b", t0 + 5_000), ("node-a", t0 + 3_600_000)] {
-            let second = try #require(try test.sibling(nodeID: name))
-            defer { second.close() }
-            do {
-                _ = try second.startRun(now: now, pid: 2, version: "test")
-                Issue.record("\(name) was let in beside a running node")
-            } catch {
-                #expect("\(error)".contains("another node is running on this database"))
-            }
+        let twin = try #require(try test.sibling(nodeID: "node-a"))
+        defer { twin.close() }
+        do {
+            _ = try twin.startRun(now: t0 + 3_600_000, pid: 2, version: "test")
+            Issue.record("a second node-a was let in beside the running one")
+        } catch {
+            #expect("\(error)".contains("node 'node-a' is already running on this database"))
         }
-        // The first goes away without stopping (its connections close): the next one takes over
-        // and repairs what it left open.
-        first.close()
-        let second = try #require(try test.sibling(nodeID: "node-b"))
-        defer { second.close() }
-        let deadline = ContinuousClock.now + .seconds(20)
-        var start: RunStart?
-        while start == nil {
-            do {
-                start = try second.startRun(now: t0 + 40_000, pid: 2, version: "test")
-            } catch {
-                guard ContinuousClock.now < deadline else { throw error }
-                try await Task.sleep(for: .milliseconds(100))
-            }
+        let other = try #require(try test.sibling(nodeID: "node-b"))
+        defer { other.close() }
+        let b = try other.startRun(now: t0 + 5_000, pid: 3, version: "test")
+        #expect(b.recoveredCrash == false)
+        #expect(try test.rows("SELECT node_id || ':' || COALESCE(stop_reason, '') FROM server_runs ORDER BY id") == ["node-a:", "node-b:"])
+        #expect(try test.rows("SELECT id FROM nodes WHERE stopped_at_ms IS NULL ORDER BY id") == ["node-a", "node-b"])
+        #expect(try other.otherNodesRunning())
+    }
+
+    /// Session ids come in blocks per node, so two nodes never open the same one.
+    @Test(.enabled(if: StoreBackend.available.contains(.postgres)), .timeLimit(.minutes(1)))
+    func nodesHandOutSessionIDsFromBlocksThatNeverOverlap() throws {
+        let test = try TestStore(.postgres)
+        let a = try #require(try test.sibling(nodeID: "node-a"))
+        let b = try #require(try test.sibling(nodeID: "node-b"))
+        defer { a.close(); b.close() }
+        let blockA = try #require(try a.startRun(now: t0, pid: 1, version: "test").sessionIDs)
+        let blockB = try #require(try b.startRun(now: t0, pid: 2, version: "test").sessionIDs)
+        let more = try #require(try a.upkeep(now: t0 + 1, needSessionIDs: true).sessionIDs)
+        #expect(blockA.count == 65_536 && blockB.count == 65_536 && more.count == 65_536)
+        #expect(!blockA.overlaps(blockB) && !blockA.overlaps(more) && !blockB.overlaps(more))
+    }
+
+    /// The newer connection owns the agent: the old owner is told, and what it writes afterwards
+    /// for that agent (with its stale epoch) changes nothing.
+    @Test(.enabled(if: StoreBackend.available.contains(.postgres)), .timeLimit(.minutes(1)))
+    func aNewerConnectionOnAnotherNodeTakesTheAgentAndTheOldOwnersWritesChangeNothing() async throws {
+        let test = try TestStore(.postgres)
+        let a = try #require(try test.sibling(nodeID: "node-a"))
+        let b = try #require(try test.sibling(nodeID: "node-b"))
+        defer { a.close(); b.close() }
+        let runA = try a.startRun(now: t0, pid: 1, version: "test")
+        let runB = try b.startRun(now: t0, pid: 2, version: "test")
+        let agent = AgentID("mover")!
+        let sessionA = try #require(runA.sessionIDs).lowerBound
+        let sessionB = try #require(runB.sessionIDs).lowerBound
+        func opened(_ id: Int64, at time: Millis) -> HistoryEvent {
+            .sessionOpened(SessionStart(id: id, agentID: agent, startedAt: time, remoteAddress: nil, bootID: nil, intervalMs: 1000, timeoutMs: 3000, agentRestarted: nil))
         }
-        #expect(start?.recoveredCrash == true)
-        #expect(try test.rows("SELECT node_id || ':' || COALESCE(stop_reason, '') FROM server_runs ORDER BY id") == ["node-a:crashed", "node-b:"])
+        let online = try a.write([opened(sessionA, at: t0 + 10)], runID: runA.runID, aliveAt: t0 + 10)
+        #expect(online.map(\.to) == [.online])
+        #expect(try test.rows("SELECT node_id || ':' || epoch FROM agent_owners WHERE agent_id = 'mover'") == ["node-a:1"])
+        // It connects to B too (A has not noticed its old connection is gone): no transition.
+        let atB = try b.write([opened(sessionB, at: t0 + 500)], runID: runB.runID, aliveAt: t0 + 500)
+        #expect(atB.isEmpty)
+        #expect(try test.rows("SELECT node_id || ':' || epoch FROM agent_owners WHERE agent_id = 'mover'") == ["node-b:2"])
+        // A hears of it (NOTIFY) and gives the agent up.
+        try await waitUntil("node-a hears that node-b took the agent", within: .seconds(5)) { a.takeRelinquished() == [agent] }
+        // A late timeout from A changes nothing; nor does a late claim of its older connection.
+        let late = try a.write(
+            [.transition(Transition(id: 0, agentID: agent, from: .online, to: .suspect, reason: .missedHeartbeat, effectiveAt: t0 + 600, detectedAt: t0 + 600, sessionID: sessionA)),
+             opened(sessionA + 1, at: t0 + 400)],
+            runID: runA.runID, aliveAt: t0 + 600)
+        #expect(late.isEmpty)
+        #expect(try test.rows("SELECT node_id || ':' || epoch FROM agent_owners WHERE agent_id = 'mover'") == ["node-b:2"])
+        #expect(try test.rows("SELECT to_state || ':' || reason FROM transitions WHERE agent_id = 'mover' ORDER BY id") == ["online:connected"])
+    }
+
+    /// A node that goes away without stopping keeps its lease until it lapses; then another node
+    /// closes its sessions, makes its agents unknown as of its last renewal, and times them.
+    @Test(.enabled(if: StoreBackend.available.contains(.postgres)), .timeLimit(.minutes(1)))
+    func aNodeWhoseLeaseLapsesIsTakenOverByAnotherAsOfItsLastRenewal() async throws {
+        let test = try TestStore(.postgres)
+        let a = try #require(try test.sibling(nodeID: "node-a", leaseMs: 1_000))
+        let b = try #require(try test.sibling(nodeID: "node-b", leaseMs: 1_000))
+        defer { b.close() }
+        let runA = try a.startRun(now: t0, pid: 1, version: "test")
+        _ = try b.startRun(now: t0, pid: 2, version: "test")
+        let agent = AgentID("stranded")!
+        let session = try #require(runA.sessionIDs).lowerBound
+        _ = try a.write(
+            [.sessionOpened(SessionStart(id: session, agentID: agent, startedAt: t0, remoteAddress: nil, bootID: nil, intervalMs: 1000, timeoutMs: 3000, agentRestarted: nil))],
+            runID: runA.runID, aliveAt: t0)
+        let leaseUntil = try #require(Int64(try test.rows("SELECT lease_until_ms FROM nodes WHERE id = 'node-a'").first ?? ""))
+        // Not before the lease lapses.
+        #expect(try b.upkeep(now: t0 + 1, needSessionIDs: false).nodesTakenOver.isEmpty)
+        a.close()  // gone without a word
+        var upkeep = NodeUpkeep()
+        try await waitUntil("node-b takes node-a over", within: .seconds(10)) {
+            upkeep = (try? b.upkeep(now: t0 + 2, needSessionIDs: false)) ?? NodeUpkeep()
+            return !upkeep.nodesTakenOver.isEmpty
+        }
+        #expect(upkeep.nodesTakenOver == ["node-a"])
+        #expect(upkeep.adopted.map(\.id) == [agent] && upkeep.adopted.map(\.state) == [.unknown])
+        let lastRenewal = leaseUntil - 1_000
+        #expect(try test.rows("SELECT to_state || ':' || reason || ':' || effective_at_ms FROM transitions WHERE agent_id = 'stranded' ORDER BY id")
+            == ["online:connected:\(t0)", "unknown:server_crashed:\(max(t0, lastRenewal))"])
+        #expect(try test.rows("SELECT end_reason FROM sessions WHERE agent_id = 'stranded'") == ["server_crashed"])
+        #expect(try test.rows("SELECT node_id || ':' || epoch FROM agent_owners WHERE agent_id = 'stranded'") == ["node-b:2"])
+        #expect(try test.rows("SELECT stop_reason FROM nodes WHERE id = 'node-a'") == ["lease lapsed"])
+        // Nobody takes it over twice.
+        #expect(try b.upkeep(now: t0 + 3, needSessionIDs: false).nodesTakenOver.isEmpty)
     }
 
     @Test func splitsAMigrationIntoItsStatementsAtTheLinesThatEndOne() {

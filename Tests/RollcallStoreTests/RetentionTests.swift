@@ -18,11 +18,14 @@ import Testing
         }
         try store.write(
             [
-                t(1, web, nil, .online, t0), t(2, web, .online, .offline, t0 + 1000), t(3, web, .offline, .online, t0 + 5000),
-                t(4, web, .online, .suspect, t0 + 9000), t(5, db1, nil, .online, t0 + 100),
+                // Each session opens just before the transition its connection makes.
                 .sessionOpened(SessionStart(id: 1, agentID: web, startedAt: t0, remoteAddress: nil, bootID: nil, intervalMs: 1, timeoutMs: 3, agentRestarted: nil)),
+                t(1, web, nil, .online, t0),
                 .sessionClosed(SessionEnd(id: 1, agentID: web, endedAt: t0 + 1000, reason: .goodbye, closeCode: 1000, heartbeats: 1, lastSeen: t0 + 1000)),
+                t(2, web, .online, .offline, t0 + 1000),
                 .sessionOpened(SessionStart(id: 2, agentID: web, startedAt: t0 + 5000, remoteAddress: nil, bootID: nil, intervalMs: 1, timeoutMs: 3, agentRestarted: nil)),
+                t(3, web, .offline, .online, t0 + 5000),
+                t(4, web, .online, .suspect, t0 + 9000), t(5, db1, nil, .online, t0 + 100),
             ], runID: run, aliveAt: t0 + 9000)
         let report = try store.prune(before: t0 + 3000)
         #expect(report.transitions == 1, "web's first transition goes; the offline one is cut to the cutoff")

@@ -1,0 +1,408 @@
+import Logging
+import PostgresNIO
+import RollcallCore
+import Synchronization
+
+/// Several nodes on one PostgreSQL (SPEC §10): ownership with epochs, leases, takeovers.
+///
+/// - **Ownership.** `agent_owners` names the node that times each agent and an epoch that grows
+///   with every change of owner. A node claims an agent when it commits the agent's new session;
+///   the claim tells the old owner (`NOTIFY`), which closes its socket with 4001. Every transition
+///   a node writes is fenced by its epoch: a stale one changes nothing.
+/// - **Leases.** Each node renews `nodes.lease_until_ms` on the database's clock. A node whose
+///   lease lapsed is taken over by the first node that locks its row (`FOR UPDATE SKIP LOCKED`):
+///   its open sessions close `server_crashed`, its present agents become `unknown` as of its last
+///   renewal, and the taker times their warm-up. A node that finds its own lease lost drops its
+///   agents and rejoins; it cannot claim while its lease is not fresh.
+extension PostgresHistoryStore {
+    public var isShared: Bool { true }
+
+    public var announcedTransitionID: Int64 { book.announced.load(ordering: .relaxed) }
+
+    public func takeRelinquished() -> [AgentID] { book.takeRelinquished().compactMap(AgentID.init) }
+
+    public func otherNodesRunning() throws -> Bool {
+        try blocking(within: readDeadline) { [client, logger, nodeID] in
+            for try await running in try await client.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        SELECT EXISTS (SELECT 1 FROM nodes WHERE id <> $1 AND stopped_at_ms IS NULL AND lease_until_ms >= \(Self.databaseNow))
+                        """, binds: { var b = PostgresBindings(); b.append(nodeID); return b }()), logger: logger
+            ).decode(Bool.self) {
+                return running
+            }
+            return false
+        }
+    }
+
+    // MARK: The node's own connection
+
+    /// Opens the connection the node keeps for itself: it holds the node's session-level advisory
+    /// lock (so a second process with the same node id is refused, and a crashed one's lock goes
+    /// with its connection) and listens on ``channel``. When it drops it is made again, and this
+    /// node's ownership is checked against the table for takeovers missed meanwhile. `false`
+    /// when another process holds the lock.
+    func startNodeConnection() throws -> Bool {
+        if nodeConnection.withLock({ $0 != nil }) { return true }
+        let (answers, answer) = AsyncStream.makeStream(of: Bool.self)
+        let task = Task.detached(executorPreference: DatabaseTaskExecutor.shared) { [client, logger, nodeID, book] in
+            var first = true
+            while !Task.isCancelled {
+                do {
+                    try await client.withConnection { connection in
+                        var taken = false
+                        for try await value in try await connection.query(
+                            "SELECT pg_try_advisory_lock(hashtextextended(\(nodeID), 0))", logger: logger
+                        ).decode(Bool.self) {
+                            taken = value
+                        }
+                        guard taken else { throw PostgresStoreError("node lock held elsewhere") }
+                        try await connection.listen(on: Self.channel) { notifications in
+                            if first {
+                                first = false
+                                answer.yield(true)
+                            } else {
+                                // Takeovers announced while this connection was down.
+                                var owned: [String: Int64] = [:]
+                                for try await (agent, epoch) in try await client.query(
+                                    "SELECT agent_id, epoch FROM agent_owners WHERE node_id = \(nodeID)", logger: logger
+                                ).decode((String, Int64).self) {
+                                    owned[agent] = epoch
+                                }
+                                book.reconcile(owned: owned)
+                                logger.notice("node connection to the database made again")
+                            }
+                            for try await notification in notifications { book.heard(notification.payload) }
+                        }
+                        _ = try? await connection.query("SELECT pg_advisory_unlock(hashtextextended(\(nodeID), 0))", logger: logger)
+                    }
+                } catch {
+                    if first {
+                        first = false
+                        answer.yield(false)
+                        answer.finish()
+                        return
+                    }
+                    if !Task.isCancelled {
+                        logger.warning("node connection to the database lost; making it again", metadata: ["error": "\(String("\(error)".prefix(200)))"])
+                    }
+                }
+                try? await Task.sleep(for: .seconds(1))
+            }
+            answer.finish()
+        }
+        let taken = try blocking {
+            for await value in answers { return value }
+            return false
+        }
+        if taken { nodeConnection.withLock { $0 = task } } else { task.cancel() }
+        return taken
+    }
+
+    // MARK: Upkeep
+
+    public func upkeep(now: Millis, needSessionIDs: Bool) throws -> NodeUpkeep {
+        try blocking { [client, logger, nodeID, leaseMs, book] in
+            var upkeep = NodeUpkeep()
+            var renewed = false
+            for try await _ in try await client.query(
+                """
+                UPDATE nodes SET lease_until_ms = \(unescaped: Self.databaseNow) + \(leaseMs)
+                WHERE id = \(nodeID) AND stopped_at_ms IS NULL AND lease_until_ms >= \(unescaped: Self.databaseNow) RETURNING 1
+                """, logger: logger
+            ) {
+                renewed = true
+            }
+            if !renewed {
+                // Paused or cut off for longer than the lease: another node may own every agent
+                // this one holds. Give them all up, then rejoin with a fresh lease.
+                upkeep.leaseLost = true
+                book.loseAll()
+                try await client.withTransaction(logger: logger) { db in
+                    try await Self.takeLease(db, nodeID: nodeID, leaseMs: leaseMs, logger: logger)
+                }
+            }
+            try await client.withTransaction(logger: logger) { db in
+                try await db.query("SELECT pg_advisory_xact_lock(\(Self.writerLock))", logger: logger)
+                if needSessionIDs { upkeep.sessionIDs = try await Self.reserveSessionIDs(db, logger: logger) }
+                var lapsed: [(id: String, at: Int64, crashed: Bool)] = []
+                for try await (id, leaseUntil, stoppedAt) in try await db.query(
+                    """
+                    SELECT id, lease_until_ms, stopped_at_ms FROM nodes
+                    WHERE id <> \(nodeID)
+                      AND ((stopped_at_ms IS NULL AND lease_until_ms < \(unescaped: Self.databaseNow))
+                        OR (stopped_at_ms IS NOT NULL AND stopped_at_ms + \(leaseMs) < \(unescaped: Self.databaseNow)
+                            AND EXISTS (SELECT 1 FROM agent_owners o JOIN agents a ON a.id = o.agent_id
+                                        WHERE o.node_id = nodes.id AND a.state IN ('online', 'suspect'))))
+                    FOR UPDATE SKIP LOCKED
+                    """, logger: logger
+                ).decode((String, Int64, Int64?).self) {
+                    // A crashed node was last known alive at its last renewal; a stopped one at its stop.
+                    lapsed.append((id, stoppedAt ?? (leaseUntil - leaseMs), stoppedAt == nil))
+                }
+                var committed: [Transition] = []
+                for node in lapsed {
+                    committed += try await Self.takeOver(node, by: nodeID, now: now, upkeep: &upkeep, db: db, logger: logger)
+                }
+                if let newest = committed.map(\.id).max() { try await Self.announce(db, newest: newest, logger: logger) }
+            }
+            book.adopt(upkeep.adoptedEpochs)
+            upkeep.adoptedEpochs = [:]
+            return upkeep
+        }
+    }
+
+    /// Takes over one lapsed node: closes its open sessions, makes its present agents `unknown`
+    /// as of `at`, and makes every agent it owned this node's (epoch + 1).
+    static func takeOver(
+        _ node: (id: String, at: Int64, crashed: Bool), by nodeID: String, now: Millis, upkeep: inout NodeUpkeep, db: PostgresConnection, logger: Logger
+    ) async throws -> [Transition] {
+        let endReason = node.crashed ? SessionEndReason.serverCrashed : .serverStopped
+        let reason: TransitionReason = node.crashed ? .serverCrashed : .serverStopped
+        try await db.query(
+            """
+            UPDATE sessions SET ended_at_ms = GREATEST(started_at_ms, COALESCE(last_seen_ms, started_at_ms), \(node.at)),
+                end_reason = \(endReason.rawValue)
+            WHERE ended_at_ms IS NULL AND server_run_id IN (SELECT id FROM server_runs WHERE node_id = \(node.id))
+            """, logger: logger)
+        try await db.query(
+            """
+            UPDATE server_runs SET stop_reason = 'crashed'
+            WHERE node_id = \(node.id) AND stopped_at_ms IS NULL AND stop_reason IS NULL
+            """, logger: logger)
+        var agents: [(id: String, state: String, since: Int64, timeout: Int64?, epoch: Int64)] = []
+        for try await (id, state, since, timeout, epoch) in try await db.query(
+            """
+            UPDATE agent_owners o SET node_id = \(nodeID), epoch = o.epoch + 1, session_id = NULL
+            FROM agents a WHERE a.id = o.agent_id AND o.node_id = \(node.id)
+            RETURNING a.id, a.state, a.state_since_ms, a.timeout_ms, o.epoch
+            """, logger: logger
+        ).decode((String, String, Int64, Int64?, Int64).self) {
+            agents.append((id, state, since, timeout, epoch))
+        }
+        var committed: [Transition] = []
+        for agent in agents.sorted(by: { $0.id < $1.id }) {
+            var state = PresenceState(rawValue: agent.state) ?? .unknown
+            var since = agent.since
+            if state == .online || state == .suspect {
+                let effective = max(node.at, agent.since)
+                if let t = try await insertTransition(
+                    db, agent: agent.id, from: agent.state, to: .unknown, reason: reason, effectiveAt: effective, detectedAt: now, session: nil,
+                    logger: logger)
+                {
+                    committed.append(t)
+                    state = .unknown
+                    since = effective
+                }
+            }
+            upkeep.adoptedEpochs[agent.id] = agent.epoch
+            if let id = AgentID(agent.id) { upkeep.adopted.append((id, state, since, agent.timeout)) }
+        }
+        try await db.query(
+            """
+            UPDATE nodes SET stopped_at_ms = COALESCE(stopped_at_ms, \(node.at)), stop_reason = COALESCE(stop_reason, 'lease lapsed')
+            WHERE id = \(node.id)
+            """, logger: logger)
+        upkeep.nodesTakenOver.append(node.id)
+        logger.warning(
+            "took over a node whose lease lapsed", metadata: ["node": "\(node.id)", "agents": "\(agents.count)", "unknown": "\(committed.count)"])
+        return committed
+    }
+
+    // MARK: Pieces of the writing transactions
+
+    /// Takes (or takes again) this node's lease.
+    static func takeLease(_ db: PostgresConnection, nodeID: String, leaseMs: Int64, logger: Logger) async throws {
+        try await db.query(
+            """
+            INSERT INTO nodes (id, started_at_ms, lease_until_ms) VALUES (\(nodeID), \(unescaped: databaseNow), \(unescaped: databaseNow) + \(leaseMs))
+            ON CONFLICT (id) DO UPDATE SET started_at_ms = EXCLUDED.started_at_ms, lease_until_ms = EXCLUDED.lease_until_ms,
+                stopped_at_ms = NULL, stop_reason = NULL
+            """, logger: logger)
+    }
+
+    /// Tells every node that transitions up to `newest` are committed (delivered with the commit).
+    static func announce(_ db: PostgresConnection, newest: Int64, logger: Logger) async throws {
+        try await db.query("SELECT pg_notify(\(channel), \("t \(newest)"))", logger: logger)
+    }
+
+    static func reserveSessionIDs(_ db: PostgresConnection, logger: Logger) async throws -> Range<Int64> {
+        let block = try await scalar(db, "SELECT nextval('session_id_blocks')", logger) ?? 1
+        let start = block.multipliedReportingOverflow(by: sessionBlock)
+        guard !start.overflow, start.partialValue <= Int64.max - sessionBlock else { throw PostgresStoreError("session ids are exhausted") }
+        return start.partialValue..<(start.partialValue + sessionBlock)
+    }
+
+    /// Inserts a transition and moves the agent's row; returns it with its id.
+    static func insertTransition(
+        _ db: PostgresConnection, agent: String, from: String?, to: PresenceState, reason: TransitionReason, effectiveAt: Int64, detectedAt: Int64,
+        session: Int64?, logger: Logger
+    ) async throws -> Transition? {
+        let id =
+            try await scalar(
+                db,
+                """
+                INSERT INTO transitions (agent_id, from_state, to_state, reason, effective_at_ms, detected_at_ms, session_id)
+                VALUES (\(agent), \(from), \(to.rawValue), \(reason.rawValue), \(effectiveAt), \(detectedAt), \(session)) RETURNING id
+                """, logger) ?? 0
+        try await db.query(
+            """
+            INSERT INTO agents (id, state, state_since_ms, first_seen_ms) VALUES (\(agent), \(to.rawValue), \(effectiveAt), \(effectiveAt))
+            ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, state_since_ms = EXCLUDED.state_since_ms
+            """, logger: logger)
+        guard let agentID = AgentID(agent) else { return nil }
+        return Transition(
+            id: id, agentID: agentID, from: from.flatMap(PresenceState.init(rawValue:)), to: to, reason: reason, effectiveAt: effectiveAt,
+            detectedAt: detectedAt, sessionID: session)
+    }
+
+    /// This node's epoch for `agent`: the one it holds, or, for an agent nobody owns yet, a new
+    /// claim. `nil` when another node owns it (the agent is then given up here).
+    static func ownEpoch(_ agent: String, context: inout WriteContext, db: PostgresConnection, logger: Logger) async throws -> Int64? {
+        if let epoch = context.epochs[agent] { return epoch }
+        if let epoch = try await scalar(
+            db,
+            """
+            INSERT INTO agent_owners (agent_id, node_id, epoch, session_id) VALUES (\(agent), \(context.nodeID), 1, NULL)
+            ON CONFLICT (agent_id) DO NOTHING RETURNING epoch
+            """, logger)
+        {
+            context.setEpoch(epoch, for: agent)
+            return epoch
+        }
+        context.relinquished.insert(agent)
+        return nil
+    }
+
+    /// Claims the agent of a new session for this node (epoch + 1) and tells the old owner. The
+    /// newer connection wins: when the owner's open session started after this one, this one is
+    /// the stale one and is given up instead. A node whose lease is not fresh claims nothing.
+    /// Returns whether the claim was made.
+    static func claim(_ s: SessionStart, context: inout WriteContext, db: PostgresConnection, logger: Logger) async throws -> Bool {
+        let agent = s.agentID.rawValue
+        if context.leaseFresh == nil {
+            var fresh = false
+            for try await value in try await db.query(
+                """
+                SELECT EXISTS (SELECT 1 FROM nodes WHERE id = \(context.nodeID) AND stopped_at_ms IS NULL
+                    AND lease_until_ms >= \(unescaped: databaseNow))
+                """, logger: logger
+            ).decode(Bool.self) {
+                fresh = value
+            }
+            context.leaseFresh = fresh
+        }
+        guard context.leaseFresh == true else {
+            context.setEpoch(nil, for: agent)
+            context.relinquished.insert(agent)
+            return false
+        }
+        var owner: (node: String, epoch: Int64, started: Int64?, ended: Int64?)?
+        for try await row in try await db.query(
+            """
+            SELECT o.node_id, o.epoch, s.started_at_ms, s.ended_at_ms FROM agent_owners o LEFT JOIN sessions s ON s.id = o.session_id
+            WHERE o.agent_id = \(agent) FOR UPDATE OF o
+            """, logger: logger
+        ).decode((String, Int64, Int64?, Int64?).self) {
+            owner = row
+        }
+        if let owner, owner.node != context.nodeID, let started = owner.started, owner.ended == nil, started > s.startedAt {
+            context.setEpoch(nil, for: agent)
+            context.relinquished.insert(agent)
+            return false
+        }
+        let epoch =
+            try await scalar(
+                db,
+                """
+                INSERT INTO agent_owners (agent_id, node_id, epoch, session_id) VALUES (\(agent), \(context.nodeID), 1, \(s.id))
+                ON CONFLICT (agent_id) DO UPDATE SET node_id = EXCLUDED.node_id, epoch = agent_owners.epoch + 1, session_id = EXCLUDED.session_id
+                RETURNING epoch
+                """, logger) ?? 1
+        context.setEpoch(epoch, for: agent)
+        context.relinquished.remove(agent)
+        if let owner, owner.node != context.nodeID {
+            try await db.query("SELECT pg_notify(\(channel), \("o \(epoch) \(agent)"))", logger: logger)
+        }
+        return true
+    }
+}
+
+/// What a node knows of its own ownership, between its writer, its node connection and its
+/// upkeep: each agent's epoch, the agents to give up, the newest id announced.
+final class NodeBook: Sendable {
+    struct State {
+        var epochs: [String: Int64] = [:]
+        var relinquished: Set<String> = []
+    }
+
+    private let state = Mutex(State())
+    let announced = Atomic<Int64>(0)
+
+    var epochs: [String: Int64] { state.withLock { $0.epochs } }
+
+    func startRun(epochs: [String: Int64]) { state.withLock { $0 = State(epochs: epochs) } }
+
+    /// After a commit: the epochs the transaction changed and the agents it found lost.
+    func merge(_ context: PostgresHistoryStore.WriteContext) {
+        guard !context.changedEpochs.isEmpty || !context.relinquished.isEmpty else { return }
+        state.withLock { s in
+            for (agent, epoch) in context.changedEpochs { s.epochs[agent] = epoch }
+            s.relinquished.formUnion(context.relinquished)
+        }
+    }
+
+    func adopt(_ epochs: [String: Int64]) {
+        guard !epochs.isEmpty else { return }
+        state.withLock { s in
+            for (agent, epoch) in epochs {
+                s.epochs[agent] = epoch
+                s.relinquished.remove(agent)
+            }
+        }
+    }
+
+    func loseAll() { state.withLock { $0.epochs = [:] } }
+
+    func takeRelinquished() -> [String] {
+        state.withLock { s in
+            defer { s.relinquished = [] }
+            return Array(s.relinquished)
+        }
+    }
+
+    /// After the node connection was made again: every agent this node thinks it owns but the
+    /// table gives to another node (or another epoch) is given up.
+    func reconcile(owned: [String: Int64]) {
+        state.withLock { s in
+            for (agent, epoch) in s.epochs where owned[agent] != epoch {
+                s.epochs[agent] = nil
+                s.relinquished.insert(agent)
+            }
+        }
+    }
+
+    /// One notification: `t ID` or `o EPOCH AGENT`.
+    func heard(_ payload: String) {
+        let parts = payload.split(separator: " ", maxSplits: 2)
+        guard parts.count >= 2, let number = Int64(parts[1]) else { return }
+        switch parts[0] {
+        case "t":
+            var current = announced.load(ordering: .relaxed)
+            while number > current {
+                let (exchanged, original) = announced.compareExchange(expected: current, desired: number, ordering: .relaxed)
+                if exchanged { break }
+                current = original
+            }
+        case "o" where parts.count == 3:
+            let agent = String(parts[2])
+            state.withLock { s in
+                guard let mine = s.epochs[agent], mine < number else { return }
+                s.epochs[agent] = nil
+                s.relinquished.insert(agent)
+            }
+        default:
+            break
+        }
+    }
+}

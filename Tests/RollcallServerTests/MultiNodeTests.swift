@@ -1,0 +1,137 @@
+import Foundation
+import RollcallCore
+import RollcallStore
+import RollcallTesting
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Several real `rollcall serve` nodes on one real PostgreSQL (SPEC §10).
+@Suite(.enabled(if: StoreBackend.available.contains(.postgres)), .timeLimit(.minutes(2)))
+struct MultiNodeTests {
+    /// Starts `names` as nodes on `database`, each on a free loopback port.
+    func nodes(_ names: [String], database: String, arguments: [String] = []) async throws -> [ServerProcess] {
+        var nodes: [ServerProcess] = []
+        for name in names {
+            let node = try ServerProcess(
+                port: try freeLoopbackPort(), databasePath: database, extraArguments: ["--open", "--node-id", name, "--node-lease", "2s"] + arguments)
+            try await node.waitUntilReady()
+            nodes.append(node)
+        }
+        return nodes
+    }
+
+    func rows(_ database: String, _ sql: String) -> [String]? { try? TestStore.psqlRows(database, sql) }
+
+    /// Connects as `agent` to `node` and reads its welcome.
+    func connect(_ agent: String, to node: ServerProcess) async throws -> TestWebSocket {
+        let socket = try await TestWebSocket.connect("ws://127.0.0.1:\(node.port)/v1/agent?id=\(agent)")
+        guard case .welcome = try await socket.nextServerMessage() else { throw TestTimeout(what: "a welcome") }
+        return socket
+    }
+
+    @Test func anAgentThatConnectsToAnotherNodeMovesThereAndTheOldOneClosesItWith4001WithoutATransition() async throws {
+        let database = try TestStore.createDatabase()
+        let nodes = try await nodes(["node-a", "node-b"], database: database)
+        let (a, b) = (nodes[0], nodes[1])
+        defer { nodes.forEach { $0.kill(SIGKILL) } }
+        let first = try await connect("mover", to: a)
+        try await waitUntil("mover online, owned by node-a") {
+            rows(database, "SELECT a.state || ':' || o.node_id || ':' || o.epoch FROM agents a JOIN agent_owners o ON o.agent_id = a.id") == ["online:node-a:1"]
+        }
+        // The agent's new connection lands on node B (a balancer's choice) while A still holds the old one.
+        let second = try await connect("mover", to: b)
+        let moved = ContinuousClock.now
+        let closed = try await first.closed(within: .seconds(5))
+        let took = ContinuousClock.now - moved
+        #expect(closed.code == 4001, "\(closed)")
+        #expect(took < .seconds(1), "node-a closed the old connection after \(took)")
+        try await second.send(text: #"{"type":"heartbeat","seq":1}"#)
+        guard case .ack(1, _) = try await second.nextServerMessage() else { Issue.record("node-b does not ack the moved agent"); return }
+        try await waitUntil("node-a's session of mover closed") {
+            rows(database, "SELECT count(*) FROM sessions WHERE ended_at_ms IS NULL") == ["1"]
+        }
+        #expect(rows(database, "SELECT o.node_id || ':' || o.epoch FROM agent_owners o") == ["node-b:2"])
+        #expect(rows(database, "SELECT end_reason || ':' || close_code FROM sessions WHERE ended_at_ms IS NOT NULL") == ["superseded:4001"])
+        // Presence did not blink: the one transition is the first connection.
+        #expect(rows(database, "SELECT COALESCE(from_state, '-') || ':' || to_state || ':' || reason FROM transitions") == ["-:online:connected"])
+        // Either node answers for it, from what its owner wrote.
+        for node in nodes {
+            let answer = try await httpGET(port: node.port, "/v1/agents/mover")
+            #expect(answer.status == 200 && answer.body.contains(#""state":"online""#), "\(answer.body.prefix(300))")
+        }
+    }
+
+    @Test func aWatcherOnOneNodeSeesEveryNodesTransitionsInIDOrderAndEveryNodeServesTheSameEvents() async throws {
+        let database = try TestStore.createDatabase()
+        let nodes = try await nodes(["node-a", "node-b"], database: database)
+        defer { nodes.forEach { $0.kill(SIGKILL) } }
+        let watcher = try await RawWebSocket.connect(port: nodes[1].port, path: "/v1/watch?after=0")
+        var agents: [TestWebSocket] = []
+        for i in 0..<6 { agents.append(try await connect("w\(i)", to: nodes[i % 2])) }
+        for (i, agent) in agents.enumerated() where i % 3 == 0 { try await agent.close() }
+        // Every transition, whichever node made it, reaches the watcher on node-b, ids increasing.
+        var seen: [(id: Int64, agent: String)] = []
+        while seen.count < 8 {
+            guard let frame = try await watcher.next() else { throw TestTimeout(what: "8 transitions (got \(seen.count))") }
+            let event = try JSONParser.parse(frame.text)
+            guard event["type"]?.stringValue == "transition", let id = event["id"]?.int64Value, let agent = event["agent_id"]?.stringValue else { continue }
+            seen.append((id, agent))
+        }
+        #expect(seen.map(\.id) == seen.map(\.id).sorted() && Set(seen.map(\.id)).count == seen.count)
+        let table = rows(database, "SELECT id || ':' || agent_id FROM transitions ORDER BY id") ?? []
+        #expect(seen.map { "\($0.id):\($0.agent)" } == table, "no gap against the table")
+        let fromA = try await httpGET(port: nodes[0].port, "/v1/events?after=0")
+        let fromB = try await httpGET(port: nodes[1].port, "/v1/events?after=0")
+        #expect(fromA.status == 200 && fromA.body == fromB.body)
+    }
+
+    @Test func aKilledNodesAgentsAreTakenOverThoseThatComeBackStayOnlineAndTheRestGoOfflineAfterTheWarmUp() async throws {
+        let database = try TestStore.createDatabase()
+        let nodes = try await nodes(["node-a", "node-b"], database: database, arguments: ["--interval-ms", "500"])
+        let (a, b) = (nodes[0], nodes[1])
+        defer { nodes.forEach { $0.kill(SIGKILL) } }
+        let back = try await connect("back", to: a)
+        let gone = try await connect("gone", to: a)
+        try await waitUntil("both online on node-a") {
+            rows(database, "SELECT count(*) FROM agent_owners o JOIN agents a ON a.id = o.agent_id WHERE a.state = 'online' AND o.node_id = 'node-a'") == ["2"]
+        }
+        _ = (back, gone)
+        a.kill(SIGKILL)
+        _ = a.waitForExit()
+        let killed = ContinuousClock.now
+        // "back" returns through the balancer to node-b at once and keeps beating.
+        let returned = try await connect("back", to: b)
+        let beats = Task {
+            var seq = 1
+            while !Task.isCancelled {
+                try? await returned.send(text: #"{"type":"heartbeat","seq":\#(seq)}"#)
+                seq += 1
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        defer { beats.cancel() }
+        try await waitUntil("node-a's sessions closed server_crashed", within: .seconds(7)) {
+            rows(database, "SELECT count(*) FROM sessions s JOIN server_runs r ON r.id = s.server_run_id WHERE r.node_id = 'node-a' AND s.end_reason = 'server_crashed'") == ["2"]
+        }
+        #expect(ContinuousClock.now - killed < .seconds(7), "within the lease (2 s) + 5 s")
+        try await waitUntil("gone offline after its warm-up", within: .seconds(15)) {
+            rows(database, "SELECT state FROM agents WHERE id = 'gone'") == ["offline"]
+        }
+        #expect(
+            rows(database, "SELECT to_state || ':' || reason FROM transitions WHERE agent_id = 'gone' ORDER BY id")
+                == ["online:connected", "unknown:server_crashed", "offline:timeout"])
+        let backStates = rows(database, "SELECT to_state FROM transitions WHERE agent_id = 'back' ORDER BY id") ?? []
+        #expect(!backStates.contains("offline") && backStates.last == "online", "\(backStates)")
+        #expect(rows(database, "SELECT node_id FROM agent_owners ORDER BY agent_id") == ["node-b", "node-b"])
+        #expect(rows(database, "SELECT stop_reason FROM nodes WHERE id = 'node-a'") == ["lease lapsed"])
+        // Intervals tile: each transition starts from the state the previous one ended in.
+        #expect(
+            rows(
+                database,
+                "SELECT count(*) FROM (SELECT from_state, LAG(to_state) OVER (PARTITION BY agent_id ORDER BY id) AS prev FROM transitions) t WHERE from_state IS DISTINCT FROM prev"
+            ) == ["0"])
+    }
+}
