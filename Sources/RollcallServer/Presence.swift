@@ -253,14 +253,18 @@ public final class Presence: Sendable {
     /// A newly registered agent is known (offline) before it first connects, so the summary, the
     /// listing and the watch snapshot agree. Returns `false` when the engine knew it already.
     @discardableResult
-    public func registered(_ id: AgentID) -> Bool {
+    /// With several nodes (`owned: false`) it belongs to no node until it connects to one.
+    public func registered(_ id: AgentID, owned: Bool = true) -> Bool {
         let now = clock.now()
         return state.withLock { s in
             guard s.engine.slot(of: id) == nil else { return false }
-            s.engine.restore(agent: id, state: .offline, since: now, lastSeen: nil, timeoutMs: nil, now: now)
+            s.engine.restore(agent: id, state: .offline, since: now, lastSeen: nil, timeoutMs: nil, owned: owned, now: now)
             return true
         }
     }
+
+    /// Whether this node times the agent (with one node: every agent it knows).
+    public func owns(_ id: AgentID) -> Bool { state.withLock { $0.engine.owns(id) } }
 
     // MARK: Reading
 

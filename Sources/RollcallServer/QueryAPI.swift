@@ -248,7 +248,8 @@ struct QueryAPI: Sendable {
         let id = AgentID(rawID)!
         admission.setCredential(Credential(tokenHash: hash, disabled: false), for: id)
         // Known (offline) before it first connects, in the summary, the listing and snapshots.
-        if presence.registered(id) { hub.seed(id, state: .offline, since: now) }
+        if presence.registered(id, owned: !store.isShared) { hub.seed(id, state: .offline, since: now) }
+        try await tellNodes(.credentials(id))
         presence.logger.info("agent registered", metadata: ["agent": "\(rawID)"])
         return jsonResponse(
             .object([("id", .string(rawID)), ("token", .string(token)), ("labels", .object(labels.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) }))]),
@@ -261,7 +262,7 @@ struct QueryAPI: Sendable {
         try await write { try $0.revoke(agent: id) }
         let agent = AgentID(id)!
         admission.setCredential(Credential(tokenHash: nil, disabled: true), for: agent)
-        let wasConnected = presence.end(agent, removed: true)
+        let wasConnected = try await endAnywhere(agent, removed: true)
         presence.logger.info("agent removed", metadata: ["agent": "\(id)", "connected": "\(wasConnected)"])
         return jsonResponse(.object([("id", .string(id)), ("removed", .bool(true)), ("was_connected", .bool(wasConnected))]))
     }
@@ -269,9 +270,28 @@ struct QueryAPI: Sendable {
     func kick(_ id: String, _ request: Request, _ context: BasicRequestContext) async throws -> Response {
         try requireAdmin(request, context)
         _ = try await requireAgent(id)
-        let wasConnected = presence.end(AgentID(id)!, removed: false)
+        let wasConnected = try await endAnywhere(AgentID(id)!, removed: false)
         presence.logger.info("agent kicked", metadata: ["agent": "\(id)", "connected": "\(wasConnected)"])
         return jsonResponse(.object([("id", .string(id)), ("kicked", .bool(true)), ("was_connected", .bool(wasConnected))]))
+    }
+
+    /// Ends an agent's presence here, or, when another node owns it, on that node (told through
+    /// the database). Returns whether it was connected (to any node).
+    func endAnywhere(_ agent: AgentID, removed: Bool) async throws -> Bool {
+        if !store.isShared || presence.owns(agent) {
+            let wasConnected = presence.end(agent, removed: removed)
+            if store.isShared, removed { try await tellNodes(.remove(agent)) }
+            return wasConnected
+        }
+        let open = try await read { try $0.sessions(agent: agent.rawValue, before: nil, limit: 1).first.map { $0.endedAt == nil } ?? false }
+        try await tellNodes(removed ? .remove(agent) : .kick(agent))
+        return open
+    }
+
+    /// Tells the other nodes (several nodes only).
+    func tellNodes(_ command: NodeCommand) async throws {
+        guard store.isShared else { return }
+        try await read { try $0.tellNodes(command) }
     }
 
     /// The agent's row, or, for an agent the server knows live but whose row the writer has not

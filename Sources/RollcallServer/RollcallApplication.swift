@@ -84,10 +84,12 @@ public struct RollcallApplication: Sendable {
 
         // Stopped in reverse order: presence first (agents become unknown), then the sweeper,
         // then the writer, whose final flush sees every transition of the shutdown.
+        var writer = HistoryWriterService(
+            store: store, outbox: presence.outbox, presence: presence, hub: hub, runID: start.runID, configuration: configuration,
+            lock: lock, logger: logger)
+        writer.onCommand = { command in await Self.carryOut(command, store: store, presence: presence, admission: admission, logger: logger) }
         let services: [any Service] = [
-            HistoryWriterService(
-                store: store, outbox: presence.outbox, presence: presence, hub: hub, runID: start.runID, configuration: configuration,
-                lock: lock, logger: logger),
+            writer,
             LivenessSweeperService(presence: presence, interval: configuration.sweepInterval, pingInterval: configuration.pingInterval),
             PresenceStopService(presence: presence, store: store, grace: configuration.closeGrace),
         ]
@@ -151,6 +153,29 @@ public struct RollcallApplication: Sendable {
             hub.seed(id, state: agent.state, since: agent.stateSince)
         }
         return (presence, hub, start)
+    }
+
+    /// An operator's action announced by a node (this one included): every node reloads the
+    /// agent's credential; its owner, if any, ends its presence.
+    static func carryOut(_ command: NodeCommand, store: any HistoryStore, presence: Presence, admission: Admission, logger: Logger) async {
+        let id: AgentID
+        switch command {
+        case .credentials(let agent), .kick(let agent), .remove(let agent): id = agent
+        }
+        if case .kick = command {
+            presence.end(id, removed: false)
+            return
+        }
+        do {
+            let row = try await DatabaseThreads.shared.read { try store.agent(id.rawValue) }
+            if let row {
+                admission.setCredential(Credential(tokenHash: row.tokenHash, disabled: row.disabled), for: id)
+                presence.registered(id, owned: false)
+            }
+        } catch {
+            logger.warning("could not reload an agent's credential", metadata: ["agent": "\(id)", "error": "\(error)"])
+        }
+        if case .remove = command { presence.end(id, removed: true) }
     }
 
     /// How long the handshake limit needs to let `agents` back in after a start: their warm-up is

@@ -60,6 +60,8 @@ struct HistoryWriterService: Service {
     /// Released once the history is closed, so the next server may start on this file.
     let lock: DatabaseLock?
     let logger: Logger
+    /// Carries out an operator's action another node announced (several nodes only).
+    var onCommand: @Sendable (NodeCommand) async -> Void = { _ in }
     let threads = DatabaseThreads.shared
 
     /// What the writer carries between rounds.
@@ -197,6 +199,7 @@ struct HistoryWriterService: Service {
     func share(_ round: inout Round) async {
         let relinquished = store.takeRelinquished()
         presence.relinquish(relinquished)
+        for command in store.takeCommands() { await onCommand(command) }
         guard store.announcedTransitionID > hub.lastID || ContinuousClock.now - round.lastFeed >= .seconds(1) else { return }
         round.lastFeed = .now
         let (store, hub, presence) = (store, hub, presence)

@@ -206,6 +206,40 @@ public protocol HistoryStore: Sendable {
     func takeRelinquished() -> [AgentID]
     /// The newest transition id another node announced, for the writer to read up to.
     var announcedTransitionID: Int64 { get }
+    /// Tells every node (this one included) of an operator's action, so that the agent's owner
+    /// carries it out and every node reloads the agent's credential.
+    func tellNodes(_ command: NodeCommand) throws
+    /// The operators' actions other nodes announced since the last call.
+    func takeCommands() -> [NodeCommand]
+}
+
+/// An operator's action that every node must hear of (several nodes only).
+public enum NodeCommand: Sendable, Equatable {
+    /// The agent's registration or token changed: reload its credential.
+    case credentials(AgentID)
+    /// End the agent's presence (its owner closes it with 4002).
+    case kick(AgentID)
+    /// The agent was removed (its owner closes it with 4003); its credential is gone.
+    case remove(AgentID)
+
+    var payload: String {
+        switch self {
+        case .credentials(let id): "c \(id.rawValue)"
+        case .kick(let id): "k \(id.rawValue)"
+        case .remove(let id): "r \(id.rawValue)"
+        }
+    }
+
+    init?(payload: String) {
+        let parts = payload.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, let id = AgentID(String(parts[1])) else { return nil }
+        switch parts[0] {
+        case "c": self = .credentials(id)
+        case "k": self = .kick(id)
+        case "r": self = .remove(id)
+        default: return nil
+        }
+    }
 }
 
 extension HistoryStore {
@@ -214,6 +248,8 @@ extension HistoryStore {
     public func upkeep(now: Millis, needSessionIDs: Bool) throws -> NodeUpkeep { NodeUpkeep() }
     public func takeRelinquished() -> [AgentID] { [] }
     public var announcedTransitionID: Int64 { 0 }
+    public func tellNodes(_ command: NodeCommand) throws {}
+    public func takeCommands() -> [NodeCommand] { [] }
 }
 
 /// Time per state over a window.

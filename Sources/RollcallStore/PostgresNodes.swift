@@ -21,6 +21,14 @@ extension PostgresHistoryStore {
 
     public func takeRelinquished() -> [AgentID] { book.takeRelinquished().compactMap(AgentID.init) }
 
+    public func tellNodes(_ command: NodeCommand) throws {
+        try blocking(within: readDeadline) { [client, logger] in
+            try await client.query("SELECT pg_notify(\(Self.channel), \(command.payload))", logger: logger)
+        }
+    }
+
+    public func takeCommands() -> [NodeCommand] { book.takeCommands() }
+
     public func otherNodesRunning() throws -> Bool {
         try blocking(within: readDeadline) { [client, logger, nodeID] in
             for try await running in try await client.query(
@@ -334,6 +342,9 @@ final class NodeBook: Sendable {
     struct State {
         var epochs: [String: Int64] = [:]
         var relinquished: Set<String> = []
+        /// Operators' actions heard, oldest first; bounded, since each is cheap to repeat and a
+        /// node that falls this far behind reloads on its next start anyway.
+        var commands: [NodeCommand] = []
     }
 
     private let state = Mutex(State())
@@ -341,7 +352,14 @@ final class NodeBook: Sendable {
 
     var epochs: [String: Int64] { state.withLock { $0.epochs } }
 
-    func startRun(epochs: [String: Int64]) { state.withLock { $0 = State(epochs: epochs) } }
+    func startRun(epochs: [String: Int64]) { state.withLock { $0.epochs = epochs } }
+
+    func takeCommands() -> [NodeCommand] {
+        state.withLock { s in
+            defer { s.commands = [] }
+            return s.commands
+        }
+    }
 
     /// After a commit: the epochs the transaction changed and the agents it found lost.
     func merge(_ context: PostgresHistoryStore.WriteContext) {
@@ -384,6 +402,12 @@ final class NodeBook: Sendable {
 
     /// One notification: `t ID` or `o EPOCH AGENT`.
     func heard(_ payload: String) {
+        if let command = NodeCommand(payload: payload) {
+            state.withLock { s in
+                if s.commands.count < 10_000 { s.commands.append(command) }
+            }
+            return
+        }
         let parts = payload.split(separator: " ", maxSplits: 2)
         guard parts.count >= 2, let number = Int64(parts[1]) else { return }
         switch parts[0] {

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import RollcallCore
 import RollcallStore
 import RollcallTesting
@@ -133,5 +134,161 @@ struct MultiNodeTests {
                 database,
                 "SELECT count(*) FROM (SELECT from_state, LAG(to_state) OVER (PARTITION BY agent_id ORDER BY id) AS prev FROM transitions) t WHERE from_state IS DISTINCT FROM prev"
             ) == ["0"])
+    }
+
+    @Test func aGracefulStopHandsItsAgentsToAnotherNodeAndOnlyThoseThatDoNotReturnBecomeUnknown() async throws {
+        let database = try TestStore.createDatabase()
+        let nodes = try await nodes(["node-a", "node-b"], database: database, arguments: ["--interval-ms", "500"])
+        let (a, b) = (nodes[0], nodes[1])
+        defer { nodes.forEach { $0.kill(SIGKILL) } }
+        let staying = try await connect("staying", to: a)
+        let leaving = try await connect("leaving", to: a)
+        try await waitUntil("both owned by node-a") {
+            rows(database, "SELECT count(*) FROM agent_owners WHERE node_id = 'node-a'") == ["2"]
+        }
+        a.kill(SIGTERM)
+        #expect(try await staying.closed().code == 1001)
+        #expect(try await leaving.closed().code == 1001)
+        // "staying" follows the balancer to node-b; "leaving" does not come back.
+        let returned = try await connect("staying", to: b)
+        let beats = Task {
+            var seq = 1
+            while !Task.isCancelled {
+                try? await returned.send(text: #"{"type":"heartbeat","seq":\#(seq)}"#)
+                seq += 1
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        defer { beats.cancel() }
+        #expect(a.waitForExit() == 0)
+        try await waitUntil("leaving offline after node-b takes the stopped node's rest over", within: .seconds(15)) {
+            rows(database, "SELECT state FROM agents WHERE id = 'leaving'") == ["offline"]
+        }
+        #expect(
+            rows(database, "SELECT to_state || ':' || reason FROM transitions WHERE agent_id = 'leaving' ORDER BY id")
+                == ["online:connected", "unknown:server_stopped", "offline:timeout"])
+        #expect(
+            rows(database, "SELECT to_state || ':' || reason FROM transitions WHERE agent_id = 'staying' ORDER BY id") == ["online:connected"],
+            "presence did not blink")
+        #expect(rows(database, "SELECT end_reason FROM sessions WHERE agent_id = 'staying' ORDER BY started_at_ms") == ["server_stopped", ""])
+        #expect(rows(database, "SELECT stop_reason FROM nodes WHERE id = 'node-a'") == ["graceful"])
+    }
+
+    @Test func aNodePausedPastItsLeaseWritesNothingForTheAgentsItLostAndRejoins() async throws {
+        let database = try TestStore.createDatabase()
+        let nodes = try await nodes(["node-a", "node-b"], database: database, arguments: ["--interval-ms", "500"])
+        let (a, b) = (nodes[0], nodes[1])
+        defer {
+            a.kill(SIGCONT)
+            nodes.forEach { $0.kill(SIGKILL) }
+        }
+        let old = try await connect("paused", to: a)
+        try await waitUntil("paused owned by node-a") { rows(database, "SELECT node_id FROM agent_owners") == ["node-a"] }
+        a.kill(SIGSTOP)
+        try await waitUntil("node-b takes node-a over", within: .seconds(10)) {
+            rows(database, "SELECT stop_reason FROM nodes WHERE id = 'node-a'") == ["lease lapsed"]
+        }
+        // The agent gives up on its silent node and comes back through the balancer to node-b.
+        let returned = try await connect("paused", to: b)
+        let beats = Task {
+            var seq = 1
+            while !Task.isCancelled {
+                try? await returned.send(text: #"{"type":"heartbeat","seq":\#(seq)}"#)
+                seq += 1
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        defer { beats.cancel() }
+        try await waitUntil("paused online on node-b") { rows(database, "SELECT state FROM agents WHERE id = 'paused'") == ["online"] }
+        let before = rows(database, "SELECT to_state || ':' || reason FROM transitions ORDER BY id")
+        a.kill(SIGCONT)
+        // node-a wakes to an agent silent for seconds: whatever it decides is fenced off, and it
+        // finds its lease lost, drops the old socket and rejoins.
+        let closed = try await old.closed(within: .seconds(10))
+        #expect(closed.code == 1001 || closed.code == 4000, "\(closed)")
+        try await waitUntil("node-a rejoined with a fresh lease") {
+            rows(database, "SELECT COALESCE(stop_reason, 'running') FROM nodes WHERE id = 'node-a'") == ["running"]
+        }
+        try await Task.sleep(for: .seconds(2))  // node-a's writer has flushed whatever it decided
+        #expect(rows(database, "SELECT to_state || ':' || reason FROM transitions ORDER BY id") == before, "nothing node-a wrote landed")
+        #expect(before == ["online:connected", "unknown:server_crashed", "online:connected"], "\(before ?? [])")
+        #expect(rows(database, "SELECT node_id FROM agent_owners") == ["node-b"])
+        #expect(rows(database, "SELECT state FROM agents WHERE id = 'paused'") == ["online"])
+    }
+
+    @Test func anOperatorOnAnyNodeKicksAnAgentConnectedToAnotherAndARegistrationOnOneAdmitsOnAll() async throws {
+        let database = try TestStore.createDatabase()
+        let adminToken = "multi-node-admin-token-0123456789"
+        let tokenFile = FileManager.default.temporaryDirectory.appendingPathComponent("rollcall-admin-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: tokenFile) }
+        try adminToken.write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        var nodes: [ServerProcess] = []
+        for name in ["node-a", "node-b"] {
+            let node = try ServerProcess(
+                port: try freeLoopbackPort(), databasePath: database, extraArguments: ["--node-id", name, "--node-lease", "2s", "--admin-token-file", tokenFile])
+            try await node.waitUntilReady()
+            nodes.append(node)
+        }
+        let (a, b) = (nodes[0], nodes[1])
+        defer { nodes.forEach { $0.kill(SIGKILL) } }
+        func post(_ port: Int, _ path: String, _ body: String) async throws -> RawResponse {
+            try await rawHTTP(
+                port: port,
+                "POST \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\nAuthorization: Bearer \(adminToken)\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)")
+        }
+        // Registered on node-b, the agent is admitted by node-a.
+        let registered = try await post(b.port, "/v1/agents", #"{"id":"kickme"}"#)
+        #expect(registered.status == 201, "\(registered.body)")
+        let token = try #require(try JSONParser.parse(registered.body)["token"]?.stringValue)
+        var socket: TestWebSocket?
+        try await waitUntil("node-a admits the agent registered on node-b") {
+            socket = try? await TestWebSocket.connect(
+                "ws://127.0.0.1:\(a.port)/v1/agent?id=kickme", headers: [.authorization: "Bearer \(token)"])
+            return socket != nil
+        }
+        let agent = try #require(socket)
+        _ = try await agent.nextServerMessage()
+        try await waitUntil("kickme online") { rows(database, "SELECT state FROM agents WHERE id = 'kickme'") == ["online"] }
+        // Kicked through node-b, it is closed by node-a, its owner.
+        let kicked = try await post(b.port, "/v1/agents/kickme/kick", "")
+        #expect(kicked.status == 200 && kicked.body.contains(#""was_connected":true"#), "\(kicked.body)")
+        #expect(try await agent.closed().code == 4002)
+        try await waitUntil("kickme offline (kicked)") {
+            rows(database, "SELECT to_state || ':' || reason FROM transitions WHERE agent_id = 'kickme' ORDER BY id") == ["online:connected", "offline:kicked"]
+        }
+    }
+
+    @Test(.enabled(if: HAProxy.isInstalled))
+    func realAgentsBehindHAProxyFollowTheBalancerWhenTheirNodeIsKilledWithoutGoingOffline() async throws {
+        let database = try TestStore.createDatabase()
+        let nodes = try await nodes(["node-a", "node-b"], database: database, arguments: ["--interval-ms", "300"])
+        defer { nodes.forEach { $0.kill(SIGKILL) } }
+        let balancer = try HAProxy(backends: [("node-a", nodes[0].port), ("node-b", nodes[1].port)])
+        try await balancer.waitUntilReady()
+        var agents: [Process] = []
+        defer { for agent in agents where agent.isRunning { kill(agent.processIdentifier, SIGKILL) } }
+        for i in 0..<6 {
+            let agent = Process()
+            agent.executableURL = productsDirectory.appendingPathComponent("rollcall-agent")
+            agent.arguments = ["--server", "ws://127.0.0.1:\(balancer.port)", "--id", "ha-\(i)", "--log-level", "critical"]
+            agent.standardOutput = FileHandle.nullDevice
+            agent.standardError = FileHandle.nullDevice
+            try agent.run()
+            agents.append(agent)
+        }
+        try await waitUntil("six agents online, spread over both nodes", within: .seconds(15)) {
+            rows(database, "SELECT o.node_id || ':' || count(*) FROM agent_owners o JOIN agents a ON a.id = o.agent_id WHERE a.state = 'online' GROUP BY o.node_id ORDER BY 1")
+                == ["node-a:3", "node-b:3"]
+        }
+        nodes[0].kill(SIGKILL)
+        _ = nodes[0].waitForExit()
+        try await waitUntil("all six online on node-b", within: .seconds(20)) {
+            rows(database, "SELECT o.node_id || ':' || a.state || ':' || count(*) FROM agent_owners o JOIN agents a ON a.id = o.agent_id GROUP BY o.node_id, a.state") == ["node-b:online:6"]
+        }
+        try await waitUntil("node-a taken over", within: .seconds(10)) {
+            rows(database, "SELECT stop_reason FROM nodes WHERE id = 'node-a'") == ["lease lapsed"]
+        }
+        #expect(rows(database, "SELECT count(*) FROM transitions WHERE to_state = 'offline'") == ["0"], "nobody went offline")
+        #expect(rows(database, "SELECT count(*) FROM sessions WHERE ended_at_ms IS NULL") == ["6"], "one open session per agent")
     }
 }
