@@ -219,7 +219,11 @@ final class Admission: Sendable {
                 Refusal(status: 429, code: "too_many_connections", message: "the server holds its maximum of \(limits.maxConnections) agents", retryAfter: 10))
         }
         if presence.outbox.depth > limits.maxHistoryBacklog {
-            return .failure(Refusal(status: 429, code: "history_backlog", message: "the history writer is catching up; retry shortly", retryAfter: 2))
+            // 503, not 429: nothing the agent did; the monitor's own database is behind or away.
+            return .failure(
+                Refusal(
+                    status: 503, code: "history_backlog",
+                    message: "the history database is behind; agents already connected are still timed; retry shortly", retryAfter: 5))
         }
         let allowed = bucket.withLock { spend ? $0.take() : $0.peek() }
         guard allowed else {

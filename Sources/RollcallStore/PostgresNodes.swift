@@ -113,18 +113,28 @@ extension PostgresHistoryStore {
         try blocking { [client, logger, nodeID, leaseMs, book] in
             var upkeep = NodeUpkeep()
             var renewed = false
-            for try await _ in try await client.query(
+            var hadLapsed = false
+            // A lease that lapsed but that nobody took over yet is simply renewed: after a database
+            // outage every node's lease has lapsed, and none of them lost anything.
+            for try await lapsed in try await client.query(
                 """
-                UPDATE nodes SET lease_until_ms = \(unescaped: Self.databaseNow) + \(leaseMs)
-                WHERE id = \(nodeID) AND stopped_at_ms IS NULL AND lease_until_ms >= \(unescaped: Self.databaseNow) RETURNING 1
+                WITH old AS (SELECT lease_until_ms AS until FROM nodes WHERE id = \(nodeID) FOR UPDATE)
+                UPDATE nodes SET lease_until_ms = \(unescaped: Self.databaseNow) + \(leaseMs) FROM old
+                WHERE nodes.id = \(nodeID) AND nodes.stopped_at_ms IS NULL RETURNING old.until < \(unescaped: Self.databaseNow)
                 """, logger: logger
-            ) {
+            ).decode(Bool.self) {
                 renewed = true
+                hadLapsed = lapsed
             }
+            // This node could not renew for a lease or more (the database was away, or this node
+            // was): the others probably could not either. Give them one lease to renew before
+            // taking any of them over.
+            if hadLapsed { book.holdTakeovers(for: .milliseconds(leaseMs)) }
             if !renewed {
-                // Paused or cut off for longer than the lease: another node may own every agent
-                // this one holds. Give them all up, then rejoin with a fresh lease.
+                // Taken over while paused or cut off: another node may own every agent this one
+                // holds. Give them all up, then rejoin with a fresh lease.
                 upkeep.leaseLost = true
+                book.holdTakeovers(for: .milliseconds(leaseMs))
                 book.loseAll()
                 try await client.withTransaction(logger: logger) { db in
                     try await Self.takeLease(db, nodeID: nodeID, leaseMs: leaseMs, logger: logger)
@@ -134,6 +144,7 @@ extension PostgresHistoryStore {
                 try await db.query("SELECT pg_advisory_xact_lock(\(Self.writerLock))", logger: logger)
                 if needSessionIDs { upkeep.sessionIDs = try await Self.reserveSessionIDs(db, logger: logger) }
                 var lapsed: [(id: String, at: Int64, crashed: Bool)] = []
+                guard !book.holdingTakeovers else { return }
                 for try await (id, leaseUntil, stoppedAt) in try await db.query(
                     """
                     SELECT id, lease_until_ms, stopped_at_ms FROM nodes
@@ -349,6 +360,11 @@ final class NodeBook: Sendable {
 
     private let state = Mutex(State())
     let announced = Atomic<Int64>(0)
+    private let takeoversHeldUntil = Mutex<ContinuousClock.Instant?>(nil)
+
+    func holdTakeovers(for duration: Duration) { takeoversHeldUntil.withLock { $0 = .now + duration } }
+
+    var holdingTakeovers: Bool { takeoversHeldUntil.withLock { $0.map { ContinuousClock.now < $0 } ?? false } }
 
     var epochs: [String: Int64] { state.withLock { $0.epochs } }
 

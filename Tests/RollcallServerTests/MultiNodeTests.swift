@@ -33,6 +33,18 @@ struct MultiNodeTests {
         return socket
     }
 
+    /// Beats on `socket` every 200 ms until cancelled, as a live agent does.
+    func beating(_ socket: TestWebSocket) -> Task<Void, Never> {
+        Task {
+            var seq = 1
+            while !Task.isCancelled {
+                try? await socket.send(text: #"{"type":"heartbeat","seq":\#(seq)}"#)
+                seq += 1
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+        }
+    }
+
     @Test func anAgentThatConnectsToAnotherNodeMovesThereAndTheOldOneClosesItWith4001WithoutATransition() async throws {
         let database = try TestStore.createDatabase()
         let nodes = try await nodes(["node-a", "node-b"], database: database)
@@ -96,24 +108,17 @@ struct MultiNodeTests {
         defer { nodes.forEach { $0.kill(SIGKILL) } }
         let back = try await connect("back", to: a)
         let gone = try await connect("gone", to: a)
+        let beats = [beating(back), beating(gone)]
+        defer { beats.forEach { $0.cancel() } }
         try await waitUntil("both online on node-a") {
             rows(database, "SELECT count(*) FROM agent_owners o JOIN agents a ON a.id = o.agent_id WHERE a.state = 'online' AND o.node_id = 'node-a'") == ["2"]
         }
-        _ = (back, gone)
         a.kill(SIGKILL)
         _ = a.waitForExit()
         let killed = ContinuousClock.now
         // "back" returns through the balancer to node-b at once and keeps beating.
-        let returned = try await connect("back", to: b)
-        let beats = Task {
-            var seq = 1
-            while !Task.isCancelled {
-                try? await returned.send(text: #"{"type":"heartbeat","seq":\#(seq)}"#)
-                seq += 1
-                try? await Task.sleep(for: .milliseconds(200))
-            }
-        }
-        defer { beats.cancel() }
+        let returned = beating(try await connect("back", to: b))
+        defer { returned.cancel() }
         try await waitUntil("node-a's sessions closed server_crashed", within: .seconds(7)) {
             rows(database, "SELECT count(*) FROM sessions s JOIN server_runs r ON r.id = s.server_run_id WHERE r.node_id = 'node-a' AND s.end_reason = 'server_crashed'") == ["2"]
         }
@@ -143,6 +148,8 @@ struct MultiNodeTests {
         defer { nodes.forEach { $0.kill(SIGKILL) } }
         let staying = try await connect("staying", to: a)
         let leaving = try await connect("leaving", to: a)
+        let beats = [beating(staying), beating(leaving)]
+        defer { beats.forEach { $0.cancel() } }
         try await waitUntil("both owned by node-a") {
             rows(database, "SELECT count(*) FROM agent_owners WHERE node_id = 'node-a'") == ["2"]
         }
@@ -150,16 +157,8 @@ struct MultiNodeTests {
         #expect(try await staying.closed().code == 1001)
         #expect(try await leaving.closed().code == 1001)
         // "staying" follows the balancer to node-b; "leaving" does not come back.
-        let returned = try await connect("staying", to: b)
-        let beats = Task {
-            var seq = 1
-            while !Task.isCancelled {
-                try? await returned.send(text: #"{"type":"heartbeat","seq":\#(seq)}"#)
-                seq += 1
-                try? await Task.sleep(for: .milliseconds(200))
-            }
-        }
-        defer { beats.cancel() }
+        let returned = beating(try await connect("staying", to: b))
+        defer { returned.cancel() }
         #expect(a.waitForExit() == 0)
         try await waitUntil("leaving offline after node-b takes the stopped node's rest over", within: .seconds(15)) {
             rows(database, "SELECT state FROM agents WHERE id = 'leaving'") == ["offline"]
@@ -183,22 +182,17 @@ struct MultiNodeTests {
             nodes.forEach { $0.kill(SIGKILL) }
         }
         let old = try await connect("paused", to: a)
+        let oldBeats = beating(old)
+        defer { oldBeats.cancel() }
         try await waitUntil("paused owned by node-a") { rows(database, "SELECT node_id FROM agent_owners") == ["node-a"] }
         a.kill(SIGSTOP)
         try await waitUntil("node-b takes node-a over", within: .seconds(10)) {
             rows(database, "SELECT stop_reason FROM nodes WHERE id = 'node-a'") == ["lease lapsed"]
         }
         // The agent gives up on its silent node and comes back through the balancer to node-b.
-        let returned = try await connect("paused", to: b)
-        let beats = Task {
-            var seq = 1
-            while !Task.isCancelled {
-                try? await returned.send(text: #"{"type":"heartbeat","seq":\#(seq)}"#)
-                seq += 1
-                try? await Task.sleep(for: .milliseconds(200))
-            }
-        }
-        defer { beats.cancel() }
+        oldBeats.cancel()
+        let returned = beating(try await connect("paused", to: b))
+        defer { returned.cancel() }
         try await waitUntil("paused online on node-b") { rows(database, "SELECT state FROM agents WHERE id = 'paused'") == ["online"] }
         let before = rows(database, "SELECT to_state || ':' || reason FROM transitions ORDER BY id")
         a.kill(SIGCONT)
