@@ -52,9 +52,12 @@ extension PostgresHistoryStore {
     /// when another process holds the lock.
     func startNodeConnection() throws -> Bool {
         if nodeConnection.withLock({ $0 != nil }) { return true }
-        let (answers, answer) = AsyncStream.makeStream(of: Bool.self)
+        let (answers, answer) = AsyncStream.makeStream(of: Result<Bool, PostgresStoreError>.self)
         let task = Task.detached(executorPreference: DatabaseTaskExecutor.shared) { [client, logger, nodeID, book] in
             var first = true
+            // A process of this node that just died may still hold the lock for a moment, until
+            // PostgreSQL notices its connection is gone: a restart waits up to 5 s for it.
+            let patience = ContinuousClock.now + .seconds(5)
             while !Task.isCancelled {
                 do {
                     try await client.withConnection { connection in
@@ -64,11 +67,11 @@ extension PostgresHistoryStore {
                         ).decode(Bool.self) {
                             taken = value
                         }
-                        guard taken else { throw PostgresStoreError("node lock held elsewhere") }
+                        guard taken else { throw NodeLockHeld() }
                         try await connection.listen(on: Self.channel) { notifications in
                             if first {
                                 first = false
-                                answer.yield(true)
+                                answer.yield(.success(true))
                             } else {
                                 // Takeovers announced while this connection was down.
                                 var owned: [String: Int64] = [:]
@@ -85,9 +88,12 @@ extension PostgresHistoryStore {
                         _ = try? await connection.query("SELECT pg_advisory_unlock(hashtextextended(\(nodeID), 0))", logger: logger)
                     }
                 } catch {
-                    if first {
+                    if first, ContinuousClock.now >= patience || !(error is NodeLockHeld) {
                         first = false
-                        answer.yield(false)
+                        answer.yield(
+                            error is NodeLockHeld
+                                ? .success(false)
+                                : .failure(PostgresStoreError("cannot open this node's connection to the database: \(String("\(error)".prefix(300)))")))
                         answer.finish()
                         return
                     }
@@ -95,12 +101,12 @@ extension PostgresHistoryStore {
                         logger.warning("node connection to the database lost; making it again", metadata: ["error": "\(String("\(error)".prefix(200)))"])
                     }
                 }
-                try? await Task.sleep(for: .seconds(1))
+                try? await Task.sleep(for: first ? .milliseconds(200) : .seconds(1))
             }
             answer.finish()
         }
         let taken = try blocking {
-            for await value in answers { return value }
+            for await value in answers { return try value.get() }
             return false
         }
         if taken { nodeConnection.withLock { $0 = task } } else { task.cancel() }
@@ -346,6 +352,9 @@ extension PostgresHistoryStore {
         return true
     }
 }
+
+/// Another process holds this node's lock.
+struct NodeLockHeld: Error {}
 
 /// What a node knows of its own ownership, between its writer, its node connection and its
 /// upkeep: each agent's epoch, the agents to give up, the newest id announced.
