@@ -18,6 +18,10 @@ public struct LoadConfiguration: Sendable {
 
     public var host: String = "127.0.0.1"
     public var port: Int = 7777
+    /// Other nodes' ports (several nodes on PostgreSQL): an agent whose reconnect to `port` failed
+    /// tries these, spread by its index, as a balancer would send it elsewhere. (A real balancer
+    /// cannot stand in here: it would need two sockets per agent in one process.)
+    public var fallbackPorts: [Int] = []
     /// `host:port` for the `Host` header, an IPv6 literal in brackets.
     public var authority: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
     public var agents: Int = 1000

@@ -36,13 +36,16 @@ public final class LoadGenerator: Sendable {
     public func connect(_ index: Int) async -> Bool { await attempt(index) == .upgraded }
 
     /// Connects agent `index` and says how it went.
-    public func attempt(_ index: Int) async -> Outcome {
+    public func attempt(_ index: Int, try number: Int = 0) async -> Outcome {
         let configuration = self.configuration
+        // The first try goes to this process's node; after a failure, to another node.
+        let port = number == 0 || configuration.fallbackPorts.isEmpty
+            ? configuration.port : configuration.fallbackPorts[(index &+ number) % configuration.fallbackPorts.count]
         let stats = self.stats
         var path = "/v1/agent?id=\(configuration.idPrefix)-\(index)&interval_ms=\(configuration.intervalMs)&boot=b\(index)"
         if configuration.flood { path = "/v1/agent?id=\(configuration.idPrefix)-\(index)&boot=b\(index)" }
         var headers = HTTPHeaders()
-        headers.add(name: "Host", value: configuration.authority)
+        headers.add(name: "Host", value: configuration.host.contains(":") ? "[\(configuration.host)]:\(port)" : "\(configuration.host):\(port)")
         headers.add(name: "Content-Length", value: "0")
         if let token = configuration.token { headers.add(name: "Authorization", value: "Bearer \(token)") }
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path, headers: headers)
@@ -54,7 +57,7 @@ public final class LoadGenerator: Sendable {
             }
         }
         let source = try? SocketAddress(ipAddress: configuration.sourceAddresses[index % configuration.sourceAddresses.count], port: 0)
-        let upgraded = await upgrade(head: head, from: source, maxFrameSize: 1 << 14) { channel in
+        let upgraded = await upgrade(head: head, from: source, port: port, maxFrameSize: 1 << 14) { channel in
             try channel.pipeline.syncOperations.addHandler(LoadConnection(configuration: configuration, stats: stats, onClosed: onClosed))
             stats.update { $0.connected += 1 }
             self.register(index, channel)
@@ -65,13 +68,13 @@ public final class LoadGenerator: Sendable {
 
     /// Connects, upgrades with `head`, and lets `install` add the frame handler.
     func upgrade(
-        head: HTTPRequestHead, from source: SocketAddress?, maxFrameSize: Int,
+        head: HTTPRequestHead, from source: SocketAddress?, port: Int? = nil, maxFrameSize: Int,
         install: @escaping @Sendable (any Channel) throws -> Void
     ) async -> Outcome {
         do {
             var bootstrap = ClientBootstrap(group: group).channelOption(.socketOption(.so_reuseaddr), value: 1).connectTimeout(.seconds(10))
             if let source { bootstrap = bootstrap.bind(to: source) }
-            let upgraded: EventLoopFuture<Outcome> = try await bootstrap.connect(host: configuration.host, port: configuration.port) { channel in
+            let upgraded: EventLoopFuture<Outcome> = try await bootstrap.connect(host: configuration.host, port: port ?? configuration.port) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let upgrader = NIOTypedWebSocketClientUpgrader<Outcome>(
                         maxFrameSize: maxFrameSize,

@@ -156,7 +156,7 @@ extension LoadGenerator {
                                 // a bounded number of handshakes in flight keeps its own CPU from
                                 // timing them out, as separate machines would not.
                                 await gate.enter()
-                                let outcome = await self.attempt(i)
+                                let outcome = await self.attempt(i, try: attempt)
                                 gate.leave()
                                 switch outcome {
                                 case .upgraded:

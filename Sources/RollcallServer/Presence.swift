@@ -39,7 +39,10 @@ public final class Presence: Sendable {
     struct State {
         var engine: LivenessEngine
         var connections: [Int64: ConnectionHandle] = [:]
+        /// No new connection, no deadline fires: the stop is being decided.
         var stopping = false
+        /// Every agent was closed and given up or made unknown.
+        var stopped = false
     }
 
     let state: Mutex<State>
@@ -145,7 +148,7 @@ public final class Presence: Sendable {
     public func sweep() {
         let now = clock.now()
         let closes = state.withLock { s -> [Close] in
-            guard let next = s.engine.nextDeadline, next <= now else { return [] }
+            guard !s.stopping, let next = s.engine.nextDeadline, next <= now else { return [] }
             return apply(s.engine.sweep(now: now), state: &s)
         }
         perform(closes)
@@ -157,12 +160,20 @@ public final class Presence: Sendable {
     public func stop(handOff: Bool = false) {
         let now = clock.now()
         let closes = state.withLock { s -> [Close] in
-            guard !s.stopping else { return [] }
+            guard !s.stopped else { return [] }
             s.stopping = true
+            s.stopped = true
             return apply(s.engine.stopAll(now: now, handOff: handOff), state: &s)
         }
         if !closes.isEmpty { logger.info("closing agent connections", metadata: ["count": "\(closes.count)"]) }
         perform(closes)
+    }
+
+    /// Refuses new connections and holds every deadline while the stop is decided (with several
+    /// nodes, whether any other runs to take the agents over): an agent must not be called
+    /// suspect because this node is busy stopping.
+    public func beginStop() {
+        state.withLock { $0.stopping = true }
     }
 
     // MARK: Several nodes

@@ -280,7 +280,8 @@ struct QueryAPI: Sendable {
     func endAnywhere(_ agent: AgentID, removed: Bool) async throws -> Bool {
         if !store.isShared || presence.owns(agent) {
             let wasConnected = presence.end(agent, removed: removed)
-            if store.isShared, removed { try await tellNodes(.remove(agent)) }
+            // Told to every node all the same: another may have taken the agent a moment ago.
+            if store.isShared { try await tellNodes(removed ? .remove(agent) : .kick(agent)) }
             return wasConnected
         }
         let open = try await read { try $0.sessions(agent: agent.rawValue, before: nil, limit: 1).first.map { $0.endedAt == nil } ?? false }

@@ -213,16 +213,19 @@ struct HistoryWriterService: Service {
     /// Every third of a lease: renews it, takes over lapsed nodes, reserves session ids.
     func upkeep(_ round: inout Round) async {
         let period = Duration.milliseconds(max(300, configuration.leaseMs / 3))
-        if let last = round.lastUpkeep, ContinuousClock.now - last < period { return }
+        let lost = store.leaseLost
+        if !lost, let last = round.lastUpkeep, ContinuousClock.now - last < period { return }
         round.lastUpkeep = .now
+        if lost {
+            // First drop every agent, then rejoin: a claim for any session opened before the
+            // rejoin is refused, so nothing this node held while taken over comes back to it.
+            presence.counters.metrics.leaseLost()
+            presence.relinquishAll()
+        }
         let (store, now) = (store, presence.clock.now())
         let needSessionIDs = presence.sessionIDsLeft < PostgresHistoryStore.sessionBlock / 2
         do {
             let upkeep = try await threads.write { try store.upkeep(now: now, needSessionIDs: needSessionIDs) }
-            if upkeep.leaseLost {
-                presence.counters.metrics.leaseLost()
-                presence.relinquishAll()
-            }
             if let block = upkeep.sessionIDs { presence.addSessionIDs(block) }
             if !upkeep.nodesTakenOver.isEmpty {
                 presence.counters.metrics.nodeTakenOver(agents: upkeep.adopted.count)
@@ -413,6 +416,7 @@ struct PresenceStopService: Service {
 
     func run() async throws {
         try? await gracefulShutdown()
+        presence.beginStop()
         // With other nodes running, the agents reconnect to them and no one becomes unknown.
         let store = store
         let handOff = store.isShared ? ((try? await DatabaseThreads.shared.read { try store.otherNodesRunning() }) ?? false) : false

@@ -332,5 +332,15 @@ CREATE INDEX sessions_by_run ON sessions (server_run_id) WHERE ended_at_ms IS NU
 
 """#
         ),
+        (
+            "0004_lease_renewals",
+            #"""
+-- When each node last renewed its lease, on the database's clock: a node that crashed is taken over
+-- as of this moment, whatever lease length the taker itself runs with.
+ALTER TABLE nodes ADD COLUMN renewed_at_ms bigint;
+UPDATE nodes SET renewed_at_ms = lease_until_ms - 10000;
+
+"""#
+        ),
     ]
 }

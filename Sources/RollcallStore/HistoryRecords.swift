@@ -206,6 +206,9 @@ public protocol HistoryStore: Sendable {
     func takeRelinquished() -> [AgentID]
     /// The newest transition id another node announced, for the writer to read up to.
     var announcedTransitionID: Int64 { get }
+    /// This node's lease was taken over: the writer must drop every agent, then call
+    /// ``upkeep(now:needSessionIDs:)``, which rejoins.
+    var leaseLost: Bool { get }
     /// Tells every node (this one included) of an operator's action, so that the agent's owner
     /// carries it out and every node reloads the agent's credential.
     func tellNodes(_ command: NodeCommand) throws
@@ -248,6 +251,7 @@ extension HistoryStore {
     public func upkeep(now: Millis, needSessionIDs: Bool) throws -> NodeUpkeep { NodeUpkeep() }
     public func takeRelinquished() -> [AgentID] { [] }
     public var announcedTransitionID: Int64 { 0 }
+    public var leaseLost: Bool { false }
     public func tellNodes(_ command: NodeCommand) throws {}
     public func takeCommands() -> [NodeCommand] { [] }
 }

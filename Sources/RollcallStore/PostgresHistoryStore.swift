@@ -42,6 +42,7 @@ public final class PostgresHistoryStore: HistoryStore {
     let logger: Logger
     private let runner: Task<Void, Never>
     let nodeConnection = Mutex<Task<Void, Never>?>(nil)
+    let leaseKeeper = Mutex<Task<Void, Never>?>(nil)
     let book = NodeBook()
 
     /// Connects to `location` (the password from `password`, never from the URL) and applies the
@@ -50,12 +51,17 @@ public final class PostgresHistoryStore: HistoryStore {
         self.location = location
         self.nodeID = nodeID
         self.leaseMs = max(1_000, leaseMs)
+        let leaseMs = self.leaseMs
         self.logger = logger
         var configuration = PostgresClient.Configuration(
             host: location.host, port: location.port, username: location.user, password: password, database: location.database,
             tls: location.requireTLS ? .require(.makeClientConfiguration()) : location.disableTLS ? .disable : .prefer(.makeClientConfiguration()))
         configuration.options.connectTimeout = .seconds(10)
         configuration.options.maximumConnections = 8
+        // A node paused (or frozen) inside a transaction would hold the writers' lock, and so stop
+        // every node's writes and every takeover, for as long as it stays paused: PostgreSQL ends
+        // such a transaction (rolled back: retrying it is safe) well within a lease.
+        configuration.options.additionalStartupParameters = [("idle_in_transaction_session_timeout", "\(max(2_000, leaseMs / 2))")]
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         self.client = client
         // The pool runs as long as the store: its connections are made, kept alive and closed by it.
@@ -65,11 +71,13 @@ public final class PostgresHistoryStore: HistoryStore {
 
     /// Closes every connection (and so gives up the node's lock).
     public func close() {
+        leaseKeeper.withLock { $0?.cancel() }
         nodeConnection.withLock { $0?.cancel() }
         runner.cancel()
     }
 
     deinit {
+        leaseKeeper.withLock { $0?.cancel() }
         nodeConnection.withLock { $0?.cancel() }
         runner.cancel()
     }
@@ -142,7 +150,7 @@ public final class PostgresHistoryStore: HistoryStore {
             throw PostgresStoreError(
                 "node '\(nodeID)' is already running on this database (another process holds its lock): stop it, or give this one another --node-id")
         }
-        return try blocking { [client, logger, nodeID, leaseMs, book] in
+        let start = try blocking { [client, logger, nodeID, leaseMs, book] in
             try await client.withTransaction(logger: logger) { db in
                 try await db.query("SELECT pg_advisory_xact_lock(\(Self.writerLock))", logger: logger)
                 try await Self.takeLease(db, nodeID: nodeID, leaseMs: leaseMs, logger: logger)
@@ -235,9 +243,12 @@ public final class PostgresHistoryStore: HistoryStore {
                 return start
             }
         }
+        startLeaseKeeper()
+        return start
     }
 
     public func finishRun(_ runID: Int64, now: Millis) throws {
+        leaseKeeper.withLock { $0?.cancel() }
         try blocking { [client, logger, nodeID] in
             try await client.withTransaction(logger: logger) { db in
                 try await db.query(
@@ -246,7 +257,8 @@ public final class PostgresHistoryStore: HistoryStore {
                 // Stopped, not lapsed: another node takes over the agents that did not follow the
                 // balancer elsewhere, as of this moment.
                 try await db.query(
-                    "UPDATE nodes SET stopped_at_ms = \(now), stop_reason = 'graceful' WHERE id = \(nodeID) AND stopped_at_ms IS NULL", logger: logger)
+                    "UPDATE nodes SET stopped_at_ms = \(unescaped: Self.databaseNow), stop_reason = 'graceful' WHERE id = \(nodeID) AND stopped_at_ms IS NULL",
+                    logger: logger)
             }
         }
     }
@@ -258,7 +270,8 @@ public final class PostgresHistoryStore: HistoryStore {
         let written = try blocking { [client, logger, nodeID, book] in
             try await client.withTransaction(logger: logger) { db in
                 try await db.query("SELECT pg_advisory_xact_lock(\(Self.writerLock))", logger: logger)
-                var context = WriteContext(nodeID: nodeID, runID: runID, epochs: book.epochs)
+                let (epochs, claimsFrom) = book.writeStart
+                var context = WriteContext(nodeID: nodeID, runID: runID, epochs: epochs, claimsFrom: claimsFrom)
                 var committed: [Transition] = []
                 for event in events {
                     committed += try await Self.apply(event, context: &context, db: db, logger: logger)
@@ -282,7 +295,9 @@ public final class PostgresHistoryStore: HistoryStore {
         var epochs: [String: Int64]
         var changedEpochs: [String: Int64?] = [:]
         var relinquished: Set<String> = []
-        /// Whether this node's lease is fresh, asked once per transaction that claims.
+        /// Claims for sessions opened before this (node clock) are refused (see ``NodeBook``).
+        var claimsFrom: Int64 = .min
+        /// Whether this node has not been taken over, asked once per transaction that claims.
         var leaseFresh: Bool?
 
         mutating func setEpoch(_ epoch: Int64?, for agent: String) {

@@ -19,6 +19,8 @@ extension PostgresHistoryStore {
 
     public var announcedTransitionID: Int64 { book.announced.load(ordering: .relaxed) }
 
+    public var leaseLost: Bool { book.leaseIsLost }
+
     public func takeRelinquished() -> [AgentID] { book.takeRelinquished().compactMap(AgentID.init) }
 
     public func tellNodes(_ command: NodeCommand) throws {
@@ -68,24 +70,25 @@ extension PostgresHistoryStore {
                             taken = value
                         }
                         guard taken else { throw NodeLockHeld() }
-                        try await connection.listen(on: Self.channel) { notifications in
-                            if first {
-                                first = false
-                                answer.yield(.success(true))
-                            } else {
-                                // Takeovers announced while this connection was down.
-                                var owned: [String: Int64] = [:]
-                                for try await (agent, epoch) in try await client.query(
-                                    "SELECT agent_id, epoch FROM agent_owners WHERE node_id = \(nodeID)", logger: logger
-                                ).decode((String, Int64).self) {
-                                    owned[agent] = epoch
-                                }
-                                book.reconcile(owned: owned)
-                                logger.notice("node connection to the database made again")
-                            }
-                            for try await notification in notifications { book.heard(notification.payload) }
+                        // Whatever ends the listening, the lock goes back before the connection
+                        // returns to the pool (or the next attempt would find it "held elsewhere").
+                        let unlock = {
+                            // A connection that died took the lock with it.
+                            guard !connection.isClosed else { return }
+                            _ = try? await connection.query("SELECT pg_advisory_unlock(hashtextextended(\(nodeID), 0))", logger: logger)
                         }
-                        _ = try? await connection.query("SELECT pg_advisory_unlock(hashtextextended(\(nodeID), 0))", logger: logger)
+                        let wasFirst = first
+                        if first {
+                            first = false
+                            answer.yield(.success(true))
+                        }
+                        do {
+                            try await Self.listen(connection, client: client, nodeID: nodeID, book: book, first: wasFirst, logger: logger)
+                        } catch {
+                            await unlock()
+                            throw error
+                        }
+                        await unlock()
                     }
                 } catch {
                     if first, ContinuousClock.now >= patience || !(error is NodeLockHeld) {
@@ -98,7 +101,7 @@ extension PostgresHistoryStore {
                         return
                     }
                     if !Task.isCancelled {
-                        logger.warning("node connection to the database lost; making it again", metadata: ["error": "\(String("\(error)".prefix(200)))"])
+                        logger.warning("node connection to the database lost; making it again", metadata: ["error": "\(String(String(reflecting: error).prefix(300)))"])
                     }
                 }
                 try? await Task.sleep(for: first ? .milliseconds(200) : .seconds(1))
@@ -113,57 +116,110 @@ extension PostgresHistoryStore {
         return taken
     }
 
+    /// Listens on ``channel`` until the connection fails or the task is cancelled; after a
+    /// reconnection it first checks the owner map for takeovers announced while it was away.
+    static func listen(_ connection: PostgresConnection, client: PostgresClient, nodeID: String, book: NodeBook, first: Bool, logger: Logger) async throws {
+        try await connection.listen(on: channel) { notifications in
+            if !first {
+                var owned: [String: Int64] = [:]
+                for try await (agent, epoch) in try await client.query(
+                    "SELECT agent_id, epoch FROM agent_owners WHERE node_id = \(nodeID)", logger: logger
+                ).decode((String, Int64).self) {
+                    owned[agent] = epoch
+                }
+                book.reconcile(owned: owned)
+                logger.notice("node connection to the database made again")
+            }
+            // The notifications do not always end when the server drops the connection
+            // (pg_terminate_backend): a watchdog ends the listening once the connection is closed.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for try await notification in notifications { book.heard(notification.payload) }
+                }
+                group.addTask {
+                    while !connection.isClosed { try await Task.sleep(for: .milliseconds(250)) }
+                    throw PostgresStoreError("the node connection was closed")
+                }
+                try await group.next()
+                group.cancelAll()
+            }
+        }
+    }
+
     // MARK: Upkeep
+
+    /// Keeps this node's lease, on a task and a connection of its own, so that no long flush or
+    /// takeover on the writer's thread can let it lapse. A lease that lapsed but that nobody took
+    /// over is simply renewed (after a database outage every node's has lapsed, and none of them
+    /// lost anything); one that was taken over is marked lost until the writer has dropped every
+    /// agent and calls ``upkeep(now:needSessionIDs:)`` to rejoin.
+    func startLeaseKeeper() {
+        let task = Task.detached(executorPreference: DatabaseTaskExecutor.shared) { [client, logger, nodeID, leaseMs, book] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(max(300, leaseMs / 3)))
+                guard !book.leaseIsLost else { continue }
+                do {
+                    var renewed = false
+                    var hadLapsed = false
+                    for try await lapsed in try await client.query(
+                        """
+                        WITH old AS (SELECT lease_until_ms AS until FROM nodes WHERE id = \(nodeID) FOR UPDATE)
+                        UPDATE nodes SET lease_until_ms = \(unescaped: Self.databaseNow) + \(leaseMs), renewed_at_ms = \(unescaped: Self.databaseNow)
+                        FROM old WHERE nodes.id = \(nodeID) AND nodes.stopped_at_ms IS NULL RETURNING old.until < \(unescaped: Self.databaseNow)
+                        """, logger: logger
+                    ).decode(Bool.self) {
+                        renewed = true
+                        hadLapsed = lapsed
+                    }
+                    // This node could not renew for a lease or more (the database was away, or this
+                    // node was): the others probably could not either. Give them one lease to renew
+                    // before taking any of them over.
+                    if hadLapsed { book.holdTakeovers(for: .milliseconds(leaseMs)) }
+                    if !renewed {
+                        logger.warning("this node's lease was taken over; dropping its agents to rejoin")
+                        book.loseLease()
+                    }
+                } catch {
+                    if !Task.isCancelled {
+                        logger.warning("could not renew this node's lease; will retry", metadata: ["error": "\(String(String(reflecting: error).prefix(300)))"])
+                    }
+                }
+            }
+        }
+        leaseKeeper.withLock { $0?.cancel(); $0 = task }
+    }
 
     public func upkeep(now: Millis, needSessionIDs: Bool) throws -> NodeUpkeep {
         try blocking { [client, logger, nodeID, leaseMs, book] in
             var upkeep = NodeUpkeep()
-            var renewed = false
-            var hadLapsed = false
-            // A lease that lapsed but that nobody took over yet is simply renewed: after a database
-            // outage every node's lease has lapsed, and none of them lost anything.
-            for try await lapsed in try await client.query(
-                """
-                WITH old AS (SELECT lease_until_ms AS until FROM nodes WHERE id = \(nodeID) FOR UPDATE)
-                UPDATE nodes SET lease_until_ms = \(unescaped: Self.databaseNow) + \(leaseMs) FROM old
-                WHERE nodes.id = \(nodeID) AND nodes.stopped_at_ms IS NULL RETURNING old.until < \(unescaped: Self.databaseNow)
-                """, logger: logger
-            ).decode(Bool.self) {
-                renewed = true
-                hadLapsed = lapsed
-            }
-            // This node could not renew for a lease or more (the database was away, or this node
-            // was): the others probably could not either. Give them one lease to renew before
-            // taking any of them over.
-            if hadLapsed { book.holdTakeovers(for: .milliseconds(leaseMs)) }
-            if !renewed {
-                // Taken over while paused or cut off: another node may own every agent this one
-                // holds. Give them all up, then rejoin with a fresh lease.
+            if book.leaseIsLost {
+                // The writer has dropped every agent (its caller acts on `leaseLost`): from now on
+                // no claim for a session opened before this moment lands, and the node rejoins.
                 upkeep.leaseLost = true
                 book.holdTakeovers(for: .milliseconds(leaseMs))
-                book.loseAll()
                 try await client.withTransaction(logger: logger) { db in
                     try await Self.takeLease(db, nodeID: nodeID, leaseMs: leaseMs, logger: logger)
                 }
+                book.rejoined(claimsFrom: now)
             }
             try await client.withTransaction(logger: logger) { db in
                 try await db.query("SELECT pg_advisory_xact_lock(\(Self.writerLock))", logger: logger)
                 if needSessionIDs { upkeep.sessionIDs = try await Self.reserveSessionIDs(db, logger: logger) }
                 var lapsed: [(id: String, at: Int64, crashed: Bool)] = []
                 guard !book.holdingTakeovers else { return }
-                for try await (id, leaseUntil, stoppedAt) in try await db.query(
+                for try await (id, renewedAt, stoppedAt) in try await db.query(
                     """
-                    SELECT id, lease_until_ms, stopped_at_ms FROM nodes
+                    SELECT id, COALESCE(renewed_at_ms, lease_until_ms - \(leaseMs)), stopped_at_ms FROM nodes
                     WHERE id <> \(nodeID)
                       AND ((stopped_at_ms IS NULL AND lease_until_ms < \(unescaped: Self.databaseNow))
                         OR (stopped_at_ms IS NOT NULL AND stopped_at_ms + \(leaseMs) < \(unescaped: Self.databaseNow)
                             AND EXISTS (SELECT 1 FROM agent_owners o JOIN agents a ON a.id = o.agent_id
-                                        WHERE o.node_id = nodes.id AND a.state IN ('online', 'suspect'))))
+                                        WHERE o.node_id = nodes.id AND a.state IN ('online', 'suspect', 'unknown'))))
                     FOR UPDATE SKIP LOCKED
                     """, logger: logger
                 ).decode((String, Int64, Int64?).self) {
                     // A crashed node was last known alive at its last renewal; a stopped one at its stop.
-                    lapsed.append((id, stoppedAt ?? (leaseUntil - leaseMs), stoppedAt == nil))
+                    lapsed.append((id, stoppedAt ?? renewedAt, stoppedAt == nil))
                 }
                 var committed: [Transition] = []
                 for node in lapsed {
@@ -240,9 +296,10 @@ extension PostgresHistoryStore {
     static func takeLease(_ db: PostgresConnection, nodeID: String, leaseMs: Int64, logger: Logger) async throws {
         try await db.query(
             """
-            INSERT INTO nodes (id, started_at_ms, lease_until_ms) VALUES (\(nodeID), \(unescaped: databaseNow), \(unescaped: databaseNow) + \(leaseMs))
+            INSERT INTO nodes (id, started_at_ms, lease_until_ms, renewed_at_ms)
+            VALUES (\(nodeID), \(unescaped: databaseNow), \(unescaped: databaseNow) + \(leaseMs), \(unescaped: databaseNow))
             ON CONFLICT (id) DO UPDATE SET started_at_ms = EXCLUDED.started_at_ms, lease_until_ms = EXCLUDED.lease_until_ms,
-                stopped_at_ms = NULL, stop_reason = NULL
+                renewed_at_ms = EXCLUDED.renewed_at_ms, stopped_at_ms = NULL, stop_reason = NULL
             """, logger: logger)
     }
 
@@ -306,18 +363,19 @@ extension PostgresHistoryStore {
     static func claim(_ s: SessionStart, context: inout WriteContext, db: PostgresConnection, logger: Logger) async throws -> Bool {
         let agent = s.agentID.rawValue
         if context.leaseFresh == nil {
+            // Not taken over: a lease that merely lapsed (a slow round, an outage) is renewed by
+            // the keeper, and nobody else owns this node's agents meanwhile.
             var fresh = false
             for try await value in try await db.query(
-                """
-                SELECT EXISTS (SELECT 1 FROM nodes WHERE id = \(context.nodeID) AND stopped_at_ms IS NULL
-                    AND lease_until_ms >= \(unescaped: databaseNow))
-                """, logger: logger
+                "SELECT EXISTS (SELECT 1 FROM nodes WHERE id = \(context.nodeID) AND stopped_at_ms IS NULL)", logger: logger
             ).decode(Bool.self) {
                 fresh = value
             }
             context.leaseFresh = fresh
         }
-        guard context.leaseFresh == true else {
+        // A session opened before this node rejoined belongs to the time it was taken over: its
+        // agent was dropped, and the node that took it over owns it.
+        guard context.leaseFresh == true, s.startedAt >= context.claimsFrom else {
             context.setEpoch(nil, for: agent)
             context.relinquished.insert(agent)
             return false
@@ -361,7 +419,14 @@ struct NodeLockHeld: Error {}
 final class NodeBook: Sendable {
     struct State {
         var epochs: [String: Int64] = [:]
+        /// The highest epoch any node announced for each agent: a claim of this node's that
+        /// commits with a lower one is already superseded.
+        var heard: [String: Int64] = [:]
         var relinquished: Set<String> = []
+        var leaseLost = false
+        /// Claims for sessions opened before this moment (node clock) are refused: set when the
+        /// node rejoins after its lease was taken over.
+        var claimsFrom: Int64 = .min
         /// Operators' actions heard, oldest first; bounded, since each is cheap to repeat and a
         /// node that falls this far behind reloads on its next start anyway.
         var commands: [NodeCommand] = []
@@ -377,6 +442,27 @@ final class NodeBook: Sendable {
 
     var epochs: [String: Int64] { state.withLock { $0.epochs } }
 
+    /// What a writing transaction starts from.
+    var writeStart: (epochs: [String: Int64], claimsFrom: Int64) { state.withLock { ($0.epochs, $0.claimsFrom) } }
+
+    var leaseIsLost: Bool { state.withLock { $0.leaseLost } }
+
+    /// The lease keeper found this node taken over. Sticky until the writer rejoins.
+    func loseLease() {
+        state.withLock { s in
+            s.leaseLost = true
+            s.epochs = [:]
+        }
+    }
+
+    func rejoined(claimsFrom: Int64) {
+        state.withLock { s in
+            s.leaseLost = false
+            s.epochs = [:]
+            s.claimsFrom = claimsFrom
+        }
+    }
+
     func startRun(epochs: [String: Int64]) { state.withLock { $0.epochs = epochs } }
 
     func takeCommands() -> [NodeCommand] {
@@ -390,8 +476,23 @@ final class NodeBook: Sendable {
     func merge(_ context: PostgresHistoryStore.WriteContext) {
         guard !context.changedEpochs.isEmpty || !context.relinquished.isEmpty else { return }
         state.withLock { s in
-            for (agent, epoch) in context.changedEpochs { s.epochs[agent] = epoch }
             s.relinquished.formUnion(context.relinquished)
+            for (agent, epoch) in context.changedEpochs {
+                guard let epoch, !s.leaseLost else {
+                    s.epochs[agent] = nil
+                    continue
+                }
+                if let heard = s.heard[agent], heard > epoch {
+                    // Another node took it over after this claim committed (its NOTIFY came first).
+                    s.epochs[agent] = nil
+                    s.relinquished.insert(agent)
+                } else {
+                    // Claimed by this transaction, after anything heard: whatever was heard before
+                    // is about an older connection.
+                    s.epochs[agent] = epoch
+                    s.relinquished.remove(agent)
+                }
+            }
         }
     }
 
@@ -405,7 +506,6 @@ final class NodeBook: Sendable {
         }
     }
 
-    func loseAll() { state.withLock { $0.epochs = [:] } }
 
     func takeRelinquished() -> [String] {
         state.withLock { s in
@@ -418,7 +518,8 @@ final class NodeBook: Sendable {
     /// table gives to another node (or another epoch) is given up.
     func reconcile(owned: [String: Int64]) {
         state.withLock { s in
-            for (agent, epoch) in s.epochs where owned[agent] != epoch {
+            // An owned epoch below this node's is a claim that committed after the table was read.
+            for (agent, epoch) in s.epochs where owned[agent].map({ $0 > epoch }) ?? true {
                 s.epochs[agent] = nil
                 s.relinquished.insert(agent)
             }
@@ -446,6 +547,7 @@ final class NodeBook: Sendable {
         case "o" where parts.count == 3:
             let agent = String(parts[2])
             state.withLock { s in
+                s.heard[agent] = max(s.heard[agent] ?? 0, number)
                 guard let mine = s.epochs[agent], mine < number else { return }
                 s.epochs[agent] = nil
                 s.relinquished.insert(agent)

@@ -32,9 +32,17 @@ public final class ServerProcess: @unchecked Sendable {
     public init(port: Int, databasePath: String, extraArguments: [String] = []) throws {
         self.port = port
         process.executableURL = productsDirectory.appendingPathComponent("rollcall")
-        process.arguments = ["serve", "--port", String(port), "--db", databasePath, "--log-level", "error"] + extraArguments
+        // ROLLCALL_TEST_LOG_DIR keeps each server's log (at info) for a failure to be read.
+        let logDirectory = ProcessInfo.processInfo.environment["ROLLCALL_TEST_LOG_DIR"]
+        process.arguments = ["serve", "--port", String(port), "--db", databasePath, "--log-level", logDirectory == nil ? "error" : "info"] + extraArguments
         process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        if let logDirectory, FileManager.default.createFile(atPath: "\(logDirectory)/serve-\(port).log", contents: nil),
+            let log = FileHandle(forWritingAtPath: "\(logDirectory)/serve-\(port).log")
+        {
+            process.standardError = log
+        } else {
+            process.standardError = FileHandle.nullDevice
+        }
         try process.run()
     }
 

@@ -12,6 +12,7 @@ struct LoadCommand: AsyncParsableCommand {
 
     @Option(help: "Server address (loopback only).") var host: String = "127.0.0.1"
     @Option(help: "Server port.") var port: Int = 7777
+    @Option(name: .customLong("fallback-port"), help: "Another node's port, for agents whose reconnect to --port failed (repeatable; herd scenario).") var fallbackPorts: [Int] = []
     @Option(help: "Number of simulated agents.") var agents: Int = 1000
     @Option(name: .customLong("interval-ms"), help: "Heartbeat interval each agent asks for.") var intervalMs: Int64 = 5000
     @Option(help: "New connections per second during the ramp.") var ramp: Int = 2000
@@ -49,12 +50,16 @@ struct LoadCommand: AsyncParsableCommand {
         guard (0...1000).contains(watchers) else { throw ValidationError("--watchers must be between 0 and 1000") }
         guard churn > 0, churn <= 1 else { throw ValidationError("--churn must be a share between 0 and 1, e.g. 0.01") }
         guard (1...1000).contains(window) else { throw ValidationError("--window must be between 1 and 1000") }
+        guard (1...65535).contains(port), fallbackPorts.allSatisfy({ (1...65535).contains($0) }) else {
+            throw ValidationError("--port and --fallback-port must be between 1 and 65535, e.g. --port 7777")
+        }
     }
 
     func run() async throws {
         var configuration = LoadConfiguration()
         configuration.host = host
         configuration.port = port
+        configuration.fallbackPorts = fallbackPorts
         configuration.agents = agents
         configuration.intervalMs = intervalMs
         configuration.rampPerSecond = ramp

@@ -33,14 +33,14 @@ struct MultiNodeTests {
         return socket
     }
 
-    /// Beats on `socket` every 200 ms until cancelled, as a live agent does.
+    /// Beats on `socket` every 100 ms until cancelled, as a live agent does.
     func beating(_ socket: TestWebSocket) -> Task<Void, Never> {
         Task {
             var seq = 1
             while !Task.isCancelled {
                 try? await socket.send(text: #"{"type":"heartbeat","seq":\#(seq)}"#)
                 seq += 1
-                try? await Task.sleep(for: .milliseconds(200))
+                try? await Task.sleep(for: .milliseconds(100))
             }
         }
     }
@@ -87,12 +87,23 @@ struct MultiNodeTests {
         for (i, agent) in agents.enumerated() where i % 3 == 0 { try await agent.close() }
         // Every transition, whichever node made it, reaches the watcher on node-b, ids increasing.
         var seen: [(id: Int64, agent: String)] = []
-        while seen.count < 8 {
-            guard let frame = try await watcher.next() else { throw TestTimeout(what: "8 transitions (got \(seen.count))") }
-            let event = try JSONParser.parse(frame.text)
-            guard event["type"]?.stringValue == "transition", let id = event["id"]?.int64Value, let agent = event["agent_id"]?.stringValue else { continue }
-            seen.append((id, agent))
+        func receive(until count: Int) async throws {
+            while seen.count < count {
+                guard let frame = try await watcher.next() else { throw TestTimeout(what: "\(count) transitions (got \(seen.count))") }
+                let event = try JSONParser.parse(frame.text)
+                guard event["type"]?.stringValue == "transition", let id = event["id"]?.int64Value, let agent = event["agent_id"]?.stringValue else { continue }
+                seen.append((id, agent))
+            }
         }
+        try await receive(until: 8)
+        // The nodes' listening connections are cut; they make them again, and nothing is missed.
+        let listening = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+        #expect(rows(database, listening) == ["2"])
+        _ = rows(database, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'")
+        for i in 6..<9 { agents.append(try await connect("w\(i)", to: nodes[0])) }
+        try await agents[6].close()
+        try await receive(until: 12)
+        try await waitUntil("both nodes listen again") { rows(database, listening) == ["2"] }
         #expect(seen.map(\.id) == seen.map(\.id).sorted() && Set(seen.map(\.id)).count == seen.count)
         let table = rows(database, "SELECT id || ':' || agent_id FROM transitions ORDER BY id") ?? []
         #expect(seen.map { "\($0.id):\($0.agent)" } == table, "no gap against the table")
@@ -101,9 +112,11 @@ struct MultiNodeTests {
         #expect(fromA.status == 200 && fromA.body == fromB.body)
     }
 
+    // The agents ask for 2 s intervals (suspect after 3 s of silence): on a loaded machine a test's
+    // own beats may stall for a second, and that is not what these tests are about.
     @Test func aKilledNodesAgentsAreTakenOverThoseThatComeBackStayOnlineAndTheRestGoOfflineAfterTheWarmUp() async throws {
         let database = try TestStore.createDatabase()
-        let nodes = try await nodes(["node-a", "node-b"], database: database, arguments: ["--interval-ms", "500"])
+        let nodes = try await nodes(["node-a", "node-b"], database: database, arguments: ["--interval-ms", "2000"])
         let (a, b) = (nodes[0], nodes[1])
         defer { nodes.forEach { $0.kill(SIGKILL) } }
         let back = try await connect("back", to: a)
@@ -123,7 +136,7 @@ struct MultiNodeTests {
             rows(database, "SELECT count(*) FROM sessions s JOIN server_runs r ON r.id = s.server_run_id WHERE r.node_id = 'node-a' AND s.end_reason = 'server_crashed'") == ["2"]
         }
         #expect(ContinuousClock.now - killed < .seconds(7), "within the lease (2 s) + 5 s")
-        try await waitUntil("gone offline after its warm-up", within: .seconds(15)) {
+        try await waitUntil("gone offline after its warm-up", within: .seconds(25)) {
             rows(database, "SELECT state FROM agents WHERE id = 'gone'") == ["offline"]
         }
         #expect(
@@ -143,7 +156,7 @@ struct MultiNodeTests {
 
     @Test func aGracefulStopHandsItsAgentsToAnotherNodeAndOnlyThoseThatDoNotReturnBecomeUnknown() async throws {
         let database = try TestStore.createDatabase()
-        let nodes = try await nodes(["node-a", "node-b"], database: database, arguments: ["--interval-ms", "500"])
+        let nodes = try await nodes(["node-a", "node-b"], database: database, arguments: ["--interval-ms", "2000"])
         let (a, b) = (nodes[0], nodes[1])
         defer { nodes.forEach { $0.kill(SIGKILL) } }
         let staying = try await connect("staying", to: a)
@@ -160,7 +173,7 @@ struct MultiNodeTests {
         let returned = beating(try await connect("staying", to: b))
         defer { returned.cancel() }
         #expect(a.waitForExit() == 0)
-        try await waitUntil("leaving offline after node-b takes the stopped node's rest over", within: .seconds(15)) {
+        try await waitUntil("leaving offline after node-b takes the stopped node's rest over", within: .seconds(25)) {
             rows(database, "SELECT state FROM agents WHERE id = 'leaving'") == ["offline"]
         }
         #expect(
@@ -195,6 +208,7 @@ struct MultiNodeTests {
         defer { returned.cancel() }
         try await waitUntil("paused online on node-b") { rows(database, "SELECT state FROM agents WHERE id = 'paused'") == ["online"] }
         let before = rows(database, "SELECT to_state || ':' || reason FROM transitions ORDER BY id")
+        let newest = rows(database, "SELECT COALESCE(MAX(id), 0) FROM transitions")?.first ?? "0"
         a.kill(SIGCONT)
         // node-a wakes to an agent silent for seconds: whatever it decides is fenced off, and it
         // finds its lease lost, drops the old socket and rejoins.
@@ -204,10 +218,15 @@ struct MultiNodeTests {
             rows(database, "SELECT COALESCE(stop_reason, 'running') FROM nodes WHERE id = 'node-a'") == ["running"]
         }
         try await Task.sleep(for: .seconds(2))  // node-a's writer has flushed whatever it decided
-        #expect(rows(database, "SELECT to_state || ':' || reason FROM transitions ORDER BY id") == before, "nothing node-a wrote landed")
+        // Nothing node-a decided landed: any later transition is node-b's, on node-b's session (on
+        // a loaded machine the returned agent may be late once there, which node-b rightly records).
+        let later = rows(
+            database,
+            "SELECT t.to_state || ':' || t.reason || ':' || COALESCE(r.node_id, '-') FROM transitions t LEFT JOIN sessions s ON s.id = t.session_id LEFT JOIN server_runs r ON r.id = s.server_run_id WHERE t.id > \(newest) ORDER BY t.id"
+        ) ?? []
+        #expect(later.allSatisfy { $0.hasSuffix(":node-b") }, "\(later)")
         #expect(before == ["online:connected", "unknown:server_crashed", "online:connected"], "\(before ?? [])")
         #expect(rows(database, "SELECT node_id FROM agent_owners") == ["node-b"])
-        #expect(rows(database, "SELECT state FROM agents WHERE id = 'paused'") == ["online"])
     }
 
     @Test func anOperatorOnAnyNodeKicksAnAgentConnectedToAnotherAndARegistrationOnOneAdmitsOnAll() async throws {

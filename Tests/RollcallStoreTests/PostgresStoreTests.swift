@@ -179,7 +179,6 @@ import Testing
         _ = try a.write(
             [.sessionOpened(SessionStart(id: session, agentID: agent, startedAt: t0, remoteAddress: nil, bootID: nil, intervalMs: 1000, timeoutMs: 3000, agentRestarted: nil))],
             runID: runA.runID, aliveAt: t0)
-        let leaseUntil = try #require(Int64(try test.rows("SELECT lease_until_ms FROM nodes WHERE id = 'node-a'").first ?? ""))
         // Not before the lease lapses.
         #expect(try b.upkeep(now: t0 + 1, needSessionIDs: false).nodesTakenOver.isEmpty)
         a.close()  // gone without a word
@@ -190,7 +189,8 @@ import Testing
         }
         #expect(upkeep.nodesTakenOver == ["node-a"])
         #expect(upkeep.adopted.map(\.id) == [agent] && upkeep.adopted.map(\.state) == [.unknown])
-        let lastRenewal = leaseUntil - 1_000
+        // As of node-a's last renewal (the database's clock), whatever node-b's own lease.
+        let lastRenewal = try #require(Int64(try test.rows("SELECT renewed_at_ms FROM nodes WHERE id = 'node-a'").first ?? ""))
         #expect(try test.rows("SELECT to_state || ':' || reason || ':' || effective_at_ms FROM transitions WHERE agent_id = 'stranded' ORDER BY id")
             == ["online:connected:\(t0)", "unknown:server_crashed:\(max(t0, lastRenewal))"])
         #expect(try test.rows("SELECT end_reason FROM sessions WHERE agent_id = 'stranded'") == ["server_crashed"])
