@@ -150,10 +150,16 @@ final class Admission: Sendable {
     private let watchBucket: Mutex<TokenBucket>
     private let credentials = Mutex(Credentials())
 
-    init(presence: Presence, hub: TransitionHub, configuration: ServerConfiguration) {
+    /// With several nodes: the newest transition id another node announced. This node's hub
+    /// trails the shared log by a round or so, and a watcher resuming here from an id it saw on
+    /// another node must be told to retry, not that the id does not exist.
+    let announcedNewest: @Sendable () -> Int64
+
+    init(presence: Presence, hub: TransitionHub, configuration: ServerConfiguration, announcedNewest: @escaping @Sendable () -> Int64 = { 0 }) {
         self.presence = presence
         self.hub = hub
         self.configuration = configuration
+        self.announcedNewest = announcedNewest
         let limits = configuration.limits
         self.bucket = Mutex(TokenBucket(rate: limits.handshakesPerSecond, burst: limits.handshakeBurst))
         self.failures = Mutex(FailureBudgets(rate: limits.failedHandshakesPerSecondPerSource, burst: limits.failedHandshakesPerSecondPerSource * 5, capacity: 10_000))
@@ -265,8 +271,14 @@ final class Admission: Sendable {
         if presence.isStopping {
             result = .failure(Refusal(status: 503, code: "stopping", message: "the server is stopping; reconnect shortly", retryAfter: 5))
         } else {
-            switch WatchRequest.parse(uri: uri, newest: hub.lastID) {
+            let newest = hub.lastID
+            switch WatchRequest.parse(uri: uri, newest: max(newest, announcedNewest())) {
             case .failure(let refusal): result = .failure(chargeFailure(refusal, source: remote ?? "-", spend: spend))
+            case .success(let request) where (request.after ?? 0) > newest:
+                result = .failure(
+                    Refusal(
+                        status: 503, code: "catching_up", message: "this node has not yet read transition \(request.after ?? 0) from the shared history; retry shortly",
+                        retryAfter: 1))
             case .success(let request):
                 let max = configuration.limits.maxWatchers
                 if presence.counters.openWatchSockets >= max {

@@ -73,7 +73,7 @@ public struct RollcallApplication: Sendable {
         onServerRunning: @escaping @Sendable (Int) async -> Void
     ) throws -> RollcallApplication {
         let (presence, hub, start) = try startPresence(configuration: configuration, store: store, logger: logger, clock: clock)
-        let admission = Admission(presence: presence, hub: hub, configuration: configuration)
+        let admission = Admission(presence: presence, hub: hub, configuration: configuration, announcedNewest: { store.announcedTransitionID })
         for agent in start.agents where agent.tokenHash != nil || agent.disabled {
             guard let id = AgentID(agent.id) else { continue }
             admission.setCredential(Credential(tokenHash: agent.tokenHash, disabled: agent.disabled), for: id)

@@ -1,3 +1,4 @@
+import Logging
 import RollcallCore
 @testable import RollcallServer
 import RollcallStore
@@ -24,5 +25,29 @@ import Testing
         #expect(outbox.depth == 0)
         outbox.setHeld(taken.count)
         #expect(outbox.depth == 1, "a batch that keeps failing still holds back new handshakes")
+    }
+}
+
+/// A watcher resuming on a node whose hub has not yet read the id it saw on another node.
+@Suite struct SharedWatchAdmissionTests {
+    @Test func aResumeFromAnIDAnotherNodeAnnouncedIsToldToRetryAndOneBeyondEveryNodeIsRefused() {
+        let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+        let presence = Presence(engine: LivenessEngine(), clock: ManualPresenceClock(), outbox: Outbox(), logger: logger)
+        let hub = TransitionHub(lastID: 10)
+        let admission = Admission(presence: presence, hub: hub, configuration: ServerConfiguration(), announcedNewest: { 15 })
+        guard case .success = admission.admitWatch(uri: "/v1/watch?after=10", remote: "127.0.0.1") else {
+            Issue.record("a cursor this node has is refused")
+            return
+        }
+        guard case .failure(let behind) = admission.admitWatch(uri: "/v1/watch?after=15", remote: "127.0.0.1") else {
+            Issue.record("a cursor this node has not read yet is admitted")
+            return
+        }
+        #expect(behind.status == 503 && behind.code == "catching_up" && behind.retryAfter == 1)
+        guard case .failure(let beyond) = admission.admitWatch(uri: "/v1/watch?after=16", remote: "127.0.0.1") else {
+            Issue.record("a cursor beyond every node's newest id is admitted")
+            return
+        }
+        #expect(beyond.status == 400)
     }
 }
