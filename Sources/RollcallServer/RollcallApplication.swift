@@ -88,6 +88,12 @@ public struct RollcallApplication: Sendable {
             store: store, outbox: presence.outbox, presence: presence, hub: hub, runID: start.runID, configuration: configuration,
             lock: lock, logger: logger)
         writer.onCommand = { command in await Self.carryOut(command, store: store, presence: presence, admission: admission, logger: logger) }
+        writer.onCredentials = { rows in
+            for row in rows {
+                guard let id = AgentID(row.id) else { continue }
+                admission.setCredential(Credential(tokenHash: row.tokenHash, disabled: row.disabled), for: id)
+            }
+        }
         let services: [any Service] = [
             writer,
             LivenessSweeperService(presence: presence, interval: configuration.sweepInterval, pingInterval: configuration.pingInterval),

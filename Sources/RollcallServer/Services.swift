@@ -62,6 +62,8 @@ struct HistoryWriterService: Service {
     let logger: Logger
     /// Carries out an operator's action another node announced (several nodes only).
     var onCommand: @Sendable (NodeCommand) async -> Void = { _ in }
+    /// Every agent's credential as the shared history holds it (several nodes only).
+    var onCredentials: @Sendable ([(id: String, tokenHash: String?, disabled: Bool)]) -> Void = { _ in }
     let threads = DatabaseThreads.shared
 
     /// What the writer carries between rounds.
@@ -74,6 +76,7 @@ struct HistoryWriterService: Service {
         /// last read the shared log without being told to.
         var lastUpkeep: ContinuousClock.Instant?
         var lastFeed = ContinuousClock.now
+        var lastCredentials = ContinuousClock.now
     }
 
     func run() async throws {
@@ -200,6 +203,11 @@ struct HistoryWriterService: Service {
         let relinquished = store.takeRelinquished()
         presence.relinquish(relinquished)
         for command in store.takeCommands() { await onCommand(command) }
+        if ContinuousClock.now - round.lastCredentials >= .seconds(10) {
+            round.lastCredentials = .now
+            let store = store
+            if let rows = try? await threads.read({ try store.credentials() }) { onCredentials(rows) }
+        }
         guard store.announcedTransitionID > hub.lastID || ContinuousClock.now - round.lastFeed >= .seconds(1) else { return }
         round.lastFeed = .now
         let (store, hub, presence) = (store, hub, presence)

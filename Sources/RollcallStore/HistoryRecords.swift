@@ -214,6 +214,10 @@ public protocol HistoryStore: Sendable {
     func tellNodes(_ command: NodeCommand) throws
     /// The operators' actions other nodes announced since the last call.
     func takeCommands() -> [NodeCommand]
+    /// Every agent with a token or disabled: (id, token hash, disabled). With several nodes each
+    /// node reloads these now and then, so a registration or revocation whose `NOTIFY` it missed
+    /// reaches it all the same.
+    func credentials() throws -> [(id: String, tokenHash: String?, disabled: Bool)]
 }
 
 /// An operator's action that every node must hear of (several nodes only).
@@ -254,6 +258,7 @@ extension HistoryStore {
     public var leaseLost: Bool { false }
     public func tellNodes(_ command: NodeCommand) throws {}
     public func takeCommands() -> [NodeCommand] { [] }
+    public func credentials() throws -> [(id: String, tokenHash: String?, disabled: Bool)] { [] }
 }
 
 /// Time per state over a window.

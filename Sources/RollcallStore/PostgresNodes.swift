@@ -31,6 +31,18 @@ extension PostgresHistoryStore {
 
     public func takeCommands() -> [NodeCommand] { book.takeCommands() }
 
+    public func credentials() throws -> [(id: String, tokenHash: String?, disabled: Bool)] {
+        try blocking(within: readDeadline) { [client, logger] in
+            var rows: [(id: String, tokenHash: String?, disabled: Bool)] = []
+            for try await (id, hash, disabled) in try await client.query(
+                "SELECT id, token_hash, disabled FROM agents WHERE token_hash IS NOT NULL OR disabled <> 0", logger: logger
+            ).decode((String, String?, Int32).self) {
+                rows.append((id, hash, disabled != 0))
+            }
+            return rows
+        }
+    }
+
     public func otherNodesRunning() throws -> Bool {
         try blocking(within: readDeadline) { [client, logger, nodeID] in
             for try await running in try await client.query(

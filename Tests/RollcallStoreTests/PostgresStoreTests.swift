@@ -115,6 +115,19 @@ import Testing
         #expect(try other.otherNodesRunning())
     }
 
+    /// What every node reloads now and then: each agent with a token, and each one disabled.
+    @Test(.enabled(if: StoreBackend.available.contains(.postgres)), .timeLimit(.minutes(1)))
+    func everyNodeCanReloadEveryCredentialFromTheSharedHistory() throws {
+        let test = try TestStore(.postgres)
+        let store = try #require(test.store as? PostgresHistoryStore)
+        #expect(try store.register(agent: "kept", tokenHash: "hash-kept", labels: [:], now: t0))
+        #expect(try store.register(agent: "gone", tokenHash: "hash-gone", labels: [:], now: t0))
+        try store.revoke(agent: "gone")
+        let rows = try store.credentials().sorted { $0.id < $1.id }
+        #expect(rows.map(\.id) == ["gone", "kept"])
+        #expect(rows.map(\.tokenHash) == [nil, "hash-kept"] && rows.map(\.disabled) == [true, false])
+    }
+
     /// Session ids come in blocks per node, so two nodes never open the same one.
     @Test(.enabled(if: StoreBackend.available.contains(.postgres)), .timeLimit(.minutes(1)))
     func nodesHandOutSessionIDsFromBlocksThatNeverOverlap() throws {
