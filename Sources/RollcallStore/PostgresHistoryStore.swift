@@ -108,15 +108,17 @@ public final class PostgresHistoryStore: HistoryStore {
     }
 
     /// A migration file's statements: a statement ends with the line whose code (before any `--`
-    /// comment) ends in `;`. The migration files are written that way; none has a `;` inside a
-    /// string or a function body.
+    /// comment) ends in `;`, outside a `$$`-quoted function body. The migration files are written
+    /// that way; none has a `;` at the end of a line inside a string.
     static func statements(_ sql: String) -> [String] {
         var statements: [String] = []
         var current: [Substring] = []
+        var inBody = false
         for line in sql.split(separator: "\n", omittingEmptySubsequences: false) {
             current.append(line)
+            if line.components(separatedBy: "$$").count % 2 == 0 { inBody.toggle() }
             let code = line.components(separatedBy: "--")[0].trimmingCharacters(in: .whitespaces)
-            if code.hasSuffix(";") {
+            if !inBody, code.hasSuffix(";") {
                 statements.append(current.joined(separator: "\n"))
                 current = []
             }
@@ -297,8 +299,6 @@ public final class PostgresHistoryStore: HistoryStore {
         var relinquished: Set<String> = []
         /// Claims for sessions opened before this (node clock) are refused (see ``NodeBook``).
         var claimsFrom: Int64 = .min
-        /// Whether this node has not been taken over, asked once per transaction that claims.
-        var leaseFresh: Bool?
 
         mutating func setEpoch(_ epoch: Int64?, for agent: String) {
             epochs[agent] = epoch
@@ -312,64 +312,54 @@ public final class PostgresHistoryStore: HistoryStore {
         case .transition(let t):
             let agent = t.agentID.rawValue
             guard let epoch = try await ownEpoch(agent, context: &context, db: db, logger: logger) else { return [] }
-            var current: (owned: Bool, state: String?, since: Int64?) = (false, nil, nil)
+            // Fenced by the epoch and reconciled against the history, in one round trip
+            // (migrations/postgres/0005_write_functions.sql).
+            var result: (id: Int64?, from: String?, effective: Int64?, owned: Bool) = (nil, nil, nil, false)
             for try await row in try await db.query(
                 """
-                SELECT EXISTS (SELECT 1 FROM agent_owners WHERE agent_id = \(agent) AND node_id = \(context.nodeID) AND epoch = \(epoch)),
-                    (SELECT state FROM agents WHERE id = \(agent)), (SELECT state_since_ms FROM agents WHERE id = \(agent))
+                SELECT * FROM rollcall_transition(\(agent), \(context.nodeID), \(epoch), \(t.to.rawValue), \(t.reason.rawValue),
+                    \(t.effectiveAt), \(t.detectedAt), \(t.sessionID))
                 """, logger: logger
-            ).decode((Bool, String?, Int64?).self) {
-                current = row
+            ).decode((Int64?, String?, Int64?, Bool).self) {
+                result = row
             }
             // A stale epoch changes nothing: another node owns the agent now.
-            guard current.owned else {
+            guard result.owned else {
                 context.setEpoch(nil, for: agent)
                 context.relinquished.insert(agent)
                 return []
             }
-            // The history is the truth: the transition starts from the state it holds (which
-            // another node may have moved since this node last looked), and one that would not
-            // change it is no transition at all.
-            guard current.state != t.to.rawValue else { return [] }
-            let effective = max(t.effectiveAt, current.since ?? t.effectiveAt)
-            guard
-                let committed = try await insertTransition(
-                    db, agent: agent, from: current.state, to: t.to, reason: t.reason, effectiveAt: effective, detectedAt: t.detectedAt,
-                    session: t.sessionID, logger: logger)
-            else { return [] }
-            return [committed]
+            guard let id = result.id, let effective = result.effective else { return [] }
+            return [
+                Transition(
+                    id: id, agentID: t.agentID, from: result.from.flatMap(PresenceState.init(rawValue:)), to: t.to, reason: t.reason,
+                    effectiveAt: effective, detectedAt: t.detectedAt, sessionID: t.sessionID)
+            ]
         case .sessionOpened(let s):
             let agent = s.agentID.rawValue
-            let claimed = try await claim(s, context: &context, db: db, logger: logger)
-            var before: String?
-            for try await state in try await db.query("SELECT state FROM agents WHERE id = \(agent)", logger: logger).decode(String.self) {
-                before = state
+            // Recorded, claimed (unless refused) and made online, in one round trip.
+            var result: (claimed: Bool, epoch: Int64?, id: Int64?, from: String?, effective: Int64?, reason: String?) = (false, nil, nil, nil, nil, nil)
+            for try await row in try await db.query(
+                """
+                SELECT * FROM rollcall_open_session(\(s.id), \(agent), \(s.startedAt), \(s.remoteAddress), \(s.bootID), \(s.intervalMs),
+                    \(s.timeoutMs), \(s.agentRestarted.map { Int32($0 ? 1 : 0) }), \(context.runID), \(context.nodeID), \(context.claimsFrom))
+                """, logger: logger
+            ).decode((Bool, Int64?, Int64?, String?, Int64?, String?).self) {
+                result = row
             }
-            try await db.query(
-                """
-                INSERT INTO sessions (id, agent_id, started_at_ms, remote_addr, boot_id, interval_ms, timeout_ms,
-                    agent_restarted, server_run_id, last_seen_ms)
-                VALUES (\(s.id), \(agent), \(s.startedAt), \(s.remoteAddress), \(s.bootID), \(s.intervalMs), \(s.timeoutMs),
-                    \(s.agentRestarted.map { $0 ? 1 : 0 }), \(context.runID), \(s.startedAt))
-                """, logger: logger)
-            try await db.query(
-                """
-                INSERT INTO agents (id, state, state_since_ms, first_seen_ms, last_seen_ms, interval_ms, timeout_ms)
-                VALUES (\(agent), 'offline', \(s.startedAt), \(s.startedAt), \(s.startedAt), \(s.intervalMs), \(s.timeoutMs))
-                ON CONFLICT (id) DO UPDATE SET interval_ms = EXCLUDED.interval_ms, timeout_ms = EXCLUDED.timeout_ms,
-                    last_seen_ms = GREATEST(COALESCE(agents.last_seen_ms, 0), EXCLUDED.last_seen_ms)
-                """, logger: logger)
-            // A connection makes its agent online. Another node may have moved it since this node
-            // last saw it, so the transition into online is decided here, against the history;
-            // the engine's own (if any) then finds it online already and writes nothing.
-            guard claimed, before != PresenceState.online.rawValue else { return [] }
-            let since = try await scalar(db, "SELECT state_since_ms FROM agents WHERE id = \(agent)", logger) ?? s.startedAt
-            guard
-                let t = try await insertTransition(
-                    db, agent: agent, from: before, to: .online, reason: before == PresenceState.suspect.rawValue ? .reconnected : .connected,
-                    effectiveAt: before == nil ? s.startedAt : max(s.startedAt, since), detectedAt: s.startedAt, session: s.id, logger: logger)
-            else { return [] }
-            return [t]
+            guard result.claimed, let epoch = result.epoch else {
+                context.setEpoch(nil, for: agent)
+                context.relinquished.insert(agent)
+                return []
+            }
+            context.setEpoch(epoch, for: agent)
+            context.relinquished.remove(agent)
+            guard let id = result.id, let effective = result.effective, let reason = result.reason else { return [] }
+            return [
+                Transition(
+                    id: id, agentID: s.agentID, from: result.from.flatMap(PresenceState.init(rawValue:)), to: .online,
+                    reason: TransitionReason(rawValue: reason), effectiveAt: effective, detectedAt: s.startedAt, sessionID: s.id)
+            ]
         case .sessionClosed(let e):
             // A session another node closed when it took this one over stays as that node wrote it.
             try await db.query(

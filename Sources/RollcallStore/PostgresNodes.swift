@@ -367,60 +367,6 @@ extension PostgresHistoryStore {
         context.relinquished.insert(agent)
         return nil
     }
-
-    /// Claims the agent of a new session for this node (epoch + 1) and tells the old owner. The
-    /// newer connection wins: when the owner's open session started after this one, this one is
-    /// the stale one and is given up instead. A node whose lease is not fresh claims nothing.
-    /// Returns whether the claim was made.
-    static func claim(_ s: SessionStart, context: inout WriteContext, db: PostgresConnection, logger: Logger) async throws -> Bool {
-        let agent = s.agentID.rawValue
-        if context.leaseFresh == nil {
-            // Not taken over: a lease that merely lapsed (a slow round, an outage) is renewed by
-            // the keeper, and nobody else owns this node's agents meanwhile.
-            var fresh = false
-            for try await value in try await db.query(
-                "SELECT EXISTS (SELECT 1 FROM nodes WHERE id = \(context.nodeID) AND stopped_at_ms IS NULL)", logger: logger
-            ).decode(Bool.self) {
-                fresh = value
-            }
-            context.leaseFresh = fresh
-        }
-        // A session opened before this node rejoined belongs to the time it was taken over: its
-        // agent was dropped, and the node that took it over owns it.
-        guard context.leaseFresh == true, s.startedAt >= context.claimsFrom else {
-            context.setEpoch(nil, for: agent)
-            context.relinquished.insert(agent)
-            return false
-        }
-        var owner: (node: String, epoch: Int64, started: Int64?, ended: Int64?)?
-        for try await row in try await db.query(
-            """
-            SELECT o.node_id, o.epoch, s.started_at_ms, s.ended_at_ms FROM agent_owners o LEFT JOIN sessions s ON s.id = o.session_id
-            WHERE o.agent_id = \(agent) FOR UPDATE OF o
-            """, logger: logger
-        ).decode((String, Int64, Int64?, Int64?).self) {
-            owner = row
-        }
-        if let owner, owner.node != context.nodeID, let started = owner.started, owner.ended == nil, started > s.startedAt {
-            context.setEpoch(nil, for: agent)
-            context.relinquished.insert(agent)
-            return false
-        }
-        let epoch =
-            try await scalar(
-                db,
-                """
-                INSERT INTO agent_owners (agent_id, node_id, epoch, session_id) VALUES (\(agent), \(context.nodeID), 1, \(s.id))
-                ON CONFLICT (agent_id) DO UPDATE SET node_id = EXCLUDED.node_id, epoch = agent_owners.epoch + 1, session_id = EXCLUDED.session_id
-                RETURNING epoch
-                """, logger) ?? 1
-        context.setEpoch(epoch, for: agent)
-        context.relinquished.remove(agent)
-        if let owner, owner.node != context.nodeID {
-            try await db.query("SELECT pg_notify(\(channel), \("o \(epoch) \(agent)"))", logger: logger)
-        }
-        return true
-    }
 }
 
 /// Another process holds this node's lock.
