@@ -82,10 +82,10 @@ public final class ServerMetrics: Sendable {
     }
 
     /// Counts one event of a labelled counter family (the registry keeps one counter per label set).
-    private func count(_ metric: String, _ help: String, _ labels: [(String, String)]) {
+    private func count(_ metric: String, _ help: String, _ labels: [(String, String)], by n: Int = 1) {
         registry.makeCounter(
             descriptor: MetricNameDescriptor(namespace: "rollcall", metricName: metric, unitName: "total", helpText: help), labels: labels
-        ).increment()
+        ).increment(by: Int64(n))
     }
 
     func transition(_ t: Transition) {
@@ -108,23 +108,13 @@ public final class ServerMetrics: Sendable {
 
     /// Agents whose connection here was superseded by one to another node (closed with 4001).
     func movedAway(_ n: Int) {
-        registry.makeCounter(
-            descriptor: MetricNameDescriptor(
-                namespace: "rollcall", metricName: "agents_moved_away", unitName: "total",
-                helpText: "Agents whose connection here was closed with 4001 because they connected to another node."),
-            labels: []
-        ).increment(by: Int64(n))
+        count("agents_moved_away", "Agents whose connection here was closed with 4001 because they connected to another node.", [], by: n)
     }
 
     /// Another node's lease lapsed and this node took over its agents.
     func nodeTakenOver(agents: Int) {
         count("node_takeovers", "Nodes whose lease lapsed and whose agents this node took over.", [])
-        registry.makeCounter(
-            descriptor: MetricNameDescriptor(
-                namespace: "rollcall", metricName: "agents_adopted", unitName: "total",
-                helpText: "Agents taken over from nodes whose lease lapsed."),
-            labels: []
-        ).increment(by: Int64(agents))
+        count("agents_adopted", "Agents taken over from nodes whose lease lapsed.", [], by: agents)
     }
 
     /// This node found its own lease lost (paused, partitioned) and dropped its agents.
