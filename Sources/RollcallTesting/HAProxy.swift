@@ -54,7 +54,13 @@ public final class HAProxy: @unchecked Sendable {
         try await waitUntil("haproxy to answer on \(port)", within: limit) {
             (try? await httpGET(port: port, "/healthz"))?.status == 200
         }
-        try await Task.sleep(for: .milliseconds(700))  // rise 2 × inter 300ms: every backend up
+        try await backendsChecked()
+    }
+
+    /// Waits for the health checks to count a backend that just started as up again (`rise 2` ×
+    /// `inter 300ms`, and a check's own time), as an operator waits before stopping the next node.
+    public func backendsChecked() async throws {
+        try await Task.sleep(for: .milliseconds(900))
     }
 
     deinit {

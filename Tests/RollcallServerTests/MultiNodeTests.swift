@@ -306,4 +306,51 @@ struct MultiNodeTests {
         #expect(rows(database, "SELECT count(*) FROM transitions WHERE to_state = 'offline'") == ["0"], "nobody went offline")
         #expect(rows(database, "SELECT count(*) FROM sessions WHERE ended_at_ms IS NULL") == ["6"], "one open session per agent")
     }
+
+    /// docs/operations.md's rolling upgrade, one node at a time behind HAProxy: stop a node, start
+    /// it again, then the next. The agents follow the balancer each time and nobody blinks.
+    @Test(.enabled(if: HAProxy.isInstalled))
+    func aRollingRestartBehindHAProxyMovesTheAgentsWithoutATransition() async throws {
+        let database = try TestStore.createDatabase()
+        var nodes = try await nodes(["node-a", "node-b"], database: database, arguments: ["--interval-ms", "500"])
+        let ports = nodes.map(\.port)
+        defer { nodes.forEach { $0.kill(SIGKILL) } }
+        let balancer = try HAProxy(backends: [("node-a", ports[0]), ("node-b", ports[1])])
+        try await balancer.waitUntilReady()
+        var agents: [Process] = []
+        defer { for agent in agents where agent.isRunning { kill(agent.processIdentifier, SIGKILL) } }
+        for i in 0..<4 {
+            let agent = Process()
+            agent.executableURL = productsDirectory.appendingPathComponent("rollcall-agent")
+            agent.arguments = ["--server", "ws://127.0.0.1:\(balancer.port)", "--id", "roll-\(i)", "--log-level", "critical"]
+            agent.standardOutput = FileHandle.nullDevice
+            agent.standardError = FileHandle.nullDevice
+            try agent.run()
+            agents.append(agent)
+        }
+        try await waitUntil("four agents online", within: .seconds(15)) {
+            rows(database, "SELECT count(*) FROM agents WHERE state = 'online'") == ["4"]
+        }
+        for (index, name) in ["node-a", "node-b"].enumerated() {
+            nodes[index].kill(SIGTERM)
+            #expect(nodes[index].waitForExit() == 0)
+            let other = index == 0 ? "node-b" : "node-a"
+            try await waitUntil("every agent on \(other) while \(name) is down", within: .seconds(20)) {
+                rows(database, "SELECT o.node_id || ':' || a.state || ':' || count(*) FROM agent_owners o JOIN agents a ON a.id = o.agent_id GROUP BY o.node_id, a.state")
+                    == ["\(other):online:4"]
+            }
+            // The "upgraded" node comes back on its port; the balancer sees it healthy again.
+            let restarted = try ServerProcess(
+                port: ports[index], databasePath: database, extraArguments: ["--open", "--node-id", name, "--node-lease", "2s", "--interval-ms", "500"])
+            try await restarted.waitUntilReady()
+            nodes[index] = restarted
+            // As docs/operations.md says: the next node stops once the balancer counts this one in.
+            try await balancer.backendsChecked()
+        }
+        #expect(
+            rows(database, "SELECT agent_id || ':' || COALESCE(from_state, '-') || ':' || to_state || ':' || reason FROM transitions WHERE to_state <> 'online'") == [],
+            "nobody blinked")
+        #expect(rows(database, "SELECT count(*) FROM agents WHERE state = 'online'") == ["4"])
+        #expect(rows(database, "SELECT stop_reason FROM server_runs ORDER BY id") == ["graceful", "graceful", "", ""])
+    }
 }
