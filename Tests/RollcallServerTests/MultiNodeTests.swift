@@ -33,6 +33,30 @@ struct MultiNodeTests {
         return socket
     }
 
+    /// Real `rollcall-agent` processes, one per id, connecting through `balancer`.
+    func startAgents(_ ids: [String], through balancer: HAProxy) throws -> [Process] {
+        var agents: [Process] = []
+        for id in ids {
+            let agent = Process()
+            agent.executableURL = productsDirectory.appendingPathComponent("rollcall-agent")
+            agent.arguments = ["--server", "ws://127.0.0.1:\(balancer.port)", "--id", id, "--log-level", "critical"]
+            agent.standardOutput = FileHandle.nullDevice
+            agent.standardError = FileHandle.nullDevice
+            do {
+                try agent.run()
+            } catch {
+                stop(agents)
+                throw error
+            }
+            agents.append(agent)
+        }
+        return agents
+    }
+
+    func stop(_ agents: [Process]) {
+        for agent in agents where agent.isRunning { kill(agent.processIdentifier, SIGKILL) }
+    }
+
     /// Beats on `socket` every 100 ms until cancelled, as a live agent does.
     func beating(_ socket: TestWebSocket) -> Task<Void, Never> {
         Task {
@@ -219,7 +243,13 @@ struct MultiNodeTests {
         try await waitUntil("node-a rejoined with a fresh lease") {
             rows(database, "SELECT COALESCE(stop_reason, 'running') FROM nodes WHERE id = 'node-a'") == ["running"]
         }
-        try await Task.sleep(for: .seconds(2))  // node-a's writer has flushed whatever it decided
+        // node-a's acknowledgement that whatever it decided is flushed: its writer counted the lost
+        // lease (before dropping the agents and rejoining) and holds no event any more.
+        try await waitUntil("node-a's writer flushed after losing its lease") {
+            guard let metrics = try? await httpGET(port: a.port, "/metrics") else { return false }
+            let lines = metrics.body.split(separator: "\n")
+            return lines.contains("rollcall_lease_losses_total 1") && lines.contains { $0.hasPrefix("rollcall_history_queue_depth 0") }
+        }
         // Nothing node-a decided landed: any later transition is node-b's, on node-b's session (on
         // a loaded machine the returned agent may be late once there, which node-b rightly records).
         let later = rows(
@@ -280,17 +310,8 @@ struct MultiNodeTests {
         defer { nodes.forEach { $0.kill(SIGKILL) } }
         let balancer = try HAProxy(backends: [("node-a", nodes[0].port), ("node-b", nodes[1].port)])
         try await balancer.waitUntilReady()
-        var agents: [Process] = []
-        defer { for agent in agents where agent.isRunning { kill(agent.processIdentifier, SIGKILL) } }
-        for i in 0..<6 {
-            let agent = Process()
-            agent.executableURL = productsDirectory.appendingPathComponent("rollcall-agent")
-            agent.arguments = ["--server", "ws://127.0.0.1:\(balancer.port)", "--id", "ha-\(i)", "--log-level", "critical"]
-            agent.standardOutput = FileHandle.nullDevice
-            agent.standardError = FileHandle.nullDevice
-            try agent.run()
-            agents.append(agent)
-        }
+        let agents = try startAgents((0..<6).map { "ha-\($0)" }, through: balancer)
+        defer { stop(agents) }
         try await waitUntil("six agents online, spread over both nodes", within: .seconds(15)) {
             rows(database, "SELECT o.node_id || ':' || count(*) FROM agent_owners o JOIN agents a ON a.id = o.agent_id WHERE a.state = 'online' GROUP BY o.node_id ORDER BY 1")
                 == ["node-a:3", "node-b:3"]
@@ -317,17 +338,8 @@ struct MultiNodeTests {
         defer { nodes.forEach { $0.kill(SIGKILL) } }
         let balancer = try HAProxy(backends: [("node-a", ports[0]), ("node-b", ports[1])])
         try await balancer.waitUntilReady()
-        var agents: [Process] = []
-        defer { for agent in agents where agent.isRunning { kill(agent.processIdentifier, SIGKILL) } }
-        for i in 0..<4 {
-            let agent = Process()
-            agent.executableURL = productsDirectory.appendingPathComponent("rollcall-agent")
-            agent.arguments = ["--server", "ws://127.0.0.1:\(balancer.port)", "--id", "roll-\(i)", "--log-level", "critical"]
-            agent.standardOutput = FileHandle.nullDevice
-            agent.standardError = FileHandle.nullDevice
-            try agent.run()
-            agents.append(agent)
-        }
+        let agents = try startAgents((0..<4).map { "roll-\($0)" }, through: balancer)
+        defer { stop(agents) }
         try await waitUntil("four agents online", within: .seconds(15)) {
             rows(database, "SELECT count(*) FROM agents WHERE state = 'online'") == ["4"]
         }
